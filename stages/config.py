@@ -1,0 +1,263 @@
+"""params.yaml: loading, schema validation, cross-reference checks and scale resolution.
+
+Snakemake and DVC both read params.yaml; every stage resolves the settings it needs through
+this module, so a value means the same thing wherever it is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+import yaml
+
+from stages.utils.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "params.schema.yaml"
+SCALES = ("tiny", "reduced", "paper")
+ALL = "all"
+
+Scale = Literal["tiny", "reduced", "paper"]
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found; pass --params with the path of params.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax at the line shown") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "<top level>"
+
+
+def _best_message(error: jsonschema.ValidationError) -> str:
+    # A oneOf failure (a scaled value) hides the useful sub-error; report the closest one.
+    # The branch that got furthest into the value (deepest path, then not a mere type
+    # mismatch) is the one the user meant.
+    if error.context:
+        error = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
+    value = repr(error.instance)
+    value = value if len(value) <= 80 else value[:77] + "..."
+    return f"{_key_path(error)}: {error.message} (value: {value})"
+
+
+def validate(params: dict[str, Any], source: str = "params.yaml") -> None:
+    """Check ``params`` against the JSON schema and its cross-references.
+
+    Raises :class:`ConfigError` naming the offending key and value.
+    """
+    schema = yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = [f"  - {_best_message(e)}" for e in errors[:10]]
+        raise ConfigError(
+            f"{source}: {len(errors)} invalid value(s):\n"
+            + "\n".join(lines)
+            + f"\nThe allowed keys and values are in {SCHEMA_PATH.relative_to(SCHEMA_PATH.parents[2])}."
+        )
+    _check_references(params, source)
+
+
+def _check_references(params: dict[str, Any], source: str) -> None:
+    problems: list[str] = []
+    raw_sources = set(params["raw"]["datasets"])
+    for name, ds in params["datasets"].items():
+        if ds["source"] not in raw_sources:
+            problems.append(
+                f"datasets.{name}.source: {ds['source']!r} is not in raw.datasets {sorted(raw_sources)}"
+            )
+    for name in params["datasets"]:
+        if name not in params["samples"]:
+            problems.append(f"samples.{name}: missing; give the train and test sample counts")
+    for name, model in params["models"].items():
+        if model["dataset"] not in params["datasets"]:
+            problems.append(f"models.{name}.dataset: unknown dataset {model['dataset']!r}")
+        if model["training"] not in params["training"]:
+            problems.append(f"models.{name}.training: unknown training recipe {model['training']!r}")
+        if model["train_attack"] not in params["attacks"]:
+            problems.append(f"models.{name}.train_attack: unknown attack {model['train_attack']!r}")
+    for group, spec in params["evaluation"]["groups"].items():
+        if spec["dataset"] not in params["datasets"]:
+            problems.append(f"evaluation.groups.{group}.dataset: unknown dataset {spec['dataset']!r}")
+        for model in spec["models"]:
+            if model not in params["models"]:
+                problems.append(f"evaluation.groups.{group}.models: unknown model {model!r}")
+            elif params["models"][model]["dataset"] != spec["dataset"]:
+                problems.append(
+                    f"evaluation.groups.{group}.models: {model!r} is a model of dataset "
+                    f"{params['models'][model]['dataset']!r}, not of the group's {spec['dataset']!r}"
+                )
+        for attack in spec["attacks"]:
+            if attack not in params["attacks"]:
+                problems.append(f"evaluation.groups.{group}.attacks: unknown attack {attack!r}")
+    evaluated = {
+        pair
+        for g in params["evaluation"]["groups"].values()
+        for pair in ((m, a) for m in g["models"] for a in g["attacks"])
+    }
+    lat = params["tables"].get("lat")
+    if lat:
+        for ds, roles in lat["datasets"].items():
+            for role, model in roles.items():
+                for column, attack in lat["inputs"].items():
+                    if (model, attack) not in evaluated:
+                        problems.append(
+                            f"tables.lat.datasets.{ds}.{role}: model {model!r} is not evaluated "
+                            f"under {column} attack {attack!r}; add both to one evaluation.groups entry"
+                        )
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+def resolve_scaled(value: Any, scale: str) -> Any:
+    """Pick the active scale's entry of a ``{tiny, reduced, paper}`` mapping; else ``value``."""
+    if isinstance(value, dict) and set(value) == set(SCALES):
+        return value[scale]
+    return value
+
+
+def resolve_tree(value: Any, scale: str) -> Any:
+    """Resolve every scaled value inside a nested structure."""
+    value = resolve_scaled(value, scale)
+    if isinstance(value, dict):
+        return {k: resolve_tree(v, scale) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_tree(v, scale) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    name: str
+    kind: Literal["none", "pgd"]
+    norm: Literal["linf", "l2"] | None = None
+    eps: float = 0.0
+    step_size: float = 0.0
+    steps: int = 0
+    random_start: bool = False
+    restarts: int = 1
+    region: str = "full"
+    localization: Literal["project", "post_clip"] = "project"
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    name: str
+    optimizer: Literal["adam", "sgd"]
+    lr: float
+    batch_size: int
+    epochs: int
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    source: str
+    train_samples: int | None  # None: the whole split
+    test_samples: int | None
+    foreground_threshold: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    dataset: DatasetSpec
+    arch: str
+    training: TrainingSpec
+    train_attack: AttackSpec
+
+    @property
+    def adversarial(self) -> bool:
+        return self.train_attack.kind != "none"
+
+
+def _count(value: int | str) -> int | None:
+    return None if value == ALL else int(value)
+
+
+class Params:
+    """Validated params.yaml at one scale."""
+
+    def __init__(self, raw: dict[str, Any], scale: str | None = None, source: str = "params.yaml"):
+        validate(raw, source)
+        self.raw = raw
+        self.scale: str = scale or raw["scale"]
+        if self.scale not in SCALES:
+            raise ConfigError(f"scale: {self.scale!r} is not one of {', '.join(SCALES)}")
+        self.seed: int = raw["seed"]
+        self.device: str = raw["device"]
+        self.box_fraction: float = raw["regions"]["box_fraction"]
+
+    @classmethod
+    def load(cls, path: str | Path = "params.yaml", scale: str | None = None) -> Params:
+        return cls(load_yaml(path), scale=scale, source=str(path))
+
+    def _entry(self, section: str, name: str) -> dict[str, Any]:
+        try:
+            entry = self.raw[section][name]
+        except KeyError:
+            known = ", ".join(sorted(self.raw[section]))
+            raise ConfigError(f"{section}.{name}: no such entry in params.yaml (known: {known})") from None
+        return resolve_tree(entry, self.scale)
+
+    def attack(self, name: str) -> AttackSpec:
+        return AttackSpec(name=name, **self._entry("attacks", name))
+
+    def training(self, name: str) -> TrainingSpec:
+        return TrainingSpec(name=name, **self._entry("training", name))
+
+    def dataset(self, name: str) -> DatasetSpec:
+        entry = self._entry("datasets", name)
+        sizes = self._entry("samples", name)
+        return DatasetSpec(
+            name=name,
+            source=entry["source"],
+            train_samples=_count(sizes["train"]),
+            test_samples=_count(sizes["test"]),
+            foreground_threshold=entry.get("foreground_threshold"),
+        )
+
+    def model(self, name: str) -> ModelSpec:
+        entry = self._entry("models", name)
+        return ModelSpec(
+            name=name,
+            dataset=self.dataset(entry["dataset"]),
+            arch=entry["arch"],
+            training=self.training(entry["training"]),
+            train_attack=self.attack(entry["train_attack"]),
+        )
+
+    @property
+    def eval_batch_size(self) -> int:
+        return int(resolve_scaled(self.raw["evaluation"]["batch_size"], self.scale))
+
+    def evaluations(self) -> list[tuple[str, str]]:
+        """Every (model, attack) pair to evaluate, in params order, without repeats."""
+        pairs: dict[tuple[str, str], None] = {}
+        for group in self.raw["evaluation"]["groups"].values():
+            for model in group["models"]:
+                for attack in group["attacks"]:
+                    pairs[(model, attack)] = None
+        return list(pairs)
+
+
+def digest(obj: Any) -> str:
+    """A short stable hash of a JSON-able object (dataclasses included)."""
+    if hasattr(obj, "__dataclass_fields__"):
+        obj = asdict(obj)
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

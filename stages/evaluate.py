@@ -1,0 +1,60 @@
+"""Stage: evaluate one trained model under one attack of params.yaml.
+
+    python -m stages.evaluate --model mnist_lat --attack lat_background \
+        --data data/processed/mnist/test.npz --weights results/models/mnist_lat/model.pt \
+        --out results/evals/mnist_lat/lat_background.json
+
+The output holds accuracy and mean cross-entropy on the dataset's first `test_samples` test
+images; timings go to a ``.throughput.json`` beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from stages.config import Params
+from stages.data.processed import load_split
+from stages.evaluation.robustness import evaluate
+from stages.models.checkpoint import load_trained
+from stages.utils.cli import params_parser, run_stage
+from stages.utils.io import write_json
+from stages.utils.runtime import seed_everything, select_device
+
+
+def main(args: argparse.Namespace) -> None:
+    params = Params.load(args.params, args.scale)
+    spec = params.model(args.model)
+    attack = params.attack(args.attack)
+    split = load_split(args.data).head(spec.dataset.test_samples)
+    device = select_device(params.device)
+    seed_everything(params.seed)
+    model = load_trained(args.weights, device)
+    metrics, throughput = evaluate(
+        model,
+        split,
+        attack,
+        box_fraction=params.box_fraction,
+        batch_size=params.eval_batch_size,
+        seed=params.seed,
+        device=device,
+        progress=not args.no_progress,
+    )
+    out = Path(args.out)
+    write_json(out, {"model": spec.name, "dataset": spec.dataset.name, "scale": params.scale, **metrics})
+    write_json(out.with_suffix(".throughput.json"), {"device": str(device), **throughput})
+
+
+def parser() -> argparse.ArgumentParser:
+    p = params_parser("Evaluate one trained model under one attack.")
+    p.add_argument("--model", required=True, help="a key of params.yaml's `models`")
+    p.add_argument("--attack", required=True, help="a key of params.yaml's `attacks`")
+    p.add_argument("--data", required=True, help="the processed test split (.npz)")
+    p.add_argument("--weights", required=True, help="the model's model.pt")
+    p.add_argument("--out", required=True, help="the evaluation's JSON file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+if __name__ == "__main__":
+    run_stage(parser(), main)

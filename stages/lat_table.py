@@ -1,0 +1,52 @@
+"""Stage: the LAT table from the evaluations that params.yaml's `tables.lat` names.
+
+    python -m stages.lat_table --evals results/evals --out results/tables/lat
+
+Writes ``lat.csv`` and ``lat.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from stages.config import Params
+from stages.report.lat_table import build_lat_table, to_markdown
+from stages.utils.cli import params_parser, run_stage
+from stages.utils.errors import DataError
+from stages.utils.io import atomic_open
+
+
+def eval_path(evals_dir: Path, model: str, attack: str) -> Path:
+    return evals_dir / model / f"{attack}.json"
+
+
+def main(args: argparse.Namespace) -> None:
+    params = Params.load(args.params, args.scale)
+    spec = params.raw["tables"]["lat"]
+    evals: dict[tuple[str, str], dict] = {}
+    for roles in spec["datasets"].values():
+        for model in roles.values():
+            for attack in spec["inputs"].values():
+                path = eval_path(Path(args.evals), model, attack)
+                if not path.is_file():
+                    raise DataError(f"{path}: evaluation missing; run the evaluate stage for it")
+                evals[(model, attack)] = json.loads(path.read_text())
+    table = build_lat_table(evals, spec["datasets"], spec["inputs"])
+    out = Path(args.out)
+    with atomic_open(out.with_suffix(".csv")) as fh:
+        table.frame.to_csv(fh, index=False, lineterminator="\n")
+    with atomic_open(out.with_suffix(".md")) as fh:
+        fh.write(to_markdown(table, scale=params.scale))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = params_parser("Build the LAT table (csv and md).")
+    p.add_argument("--evals", required=True, help="the evaluations folder (results/evals)")
+    p.add_argument("--out", required=True, help="output path without suffix (results/tables/lat)")
+    return p
+
+
+if __name__ == "__main__":
+    run_stage(parser(), main)

@@ -1,0 +1,43 @@
+"""The LAT paper's classifier: two convolutional layers, one hidden fully connected layer and
+an output layer (Rothberg et al. 2019, §5). The paper adapts Madry et al.'s code, whose MNIST
+model has exactly this shape: 5x5 convolutions with 32 and 64 filters, each followed by 2x2
+max pooling, and 1024 hidden units (Madry et al. 2018, §5 / their mnist_challenge model).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LatCNN(nn.Module):
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        num_classes: int,
+        conv_channels: tuple[int, int] = (32, 64),
+        kernel_size: int = 5,
+        hidden: int = 1024,
+    ) -> None:
+        super().__init__()
+        c1, c2 = conv_channels
+        pad = kernel_size // 2
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, kernel_size, padding=pad),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, kernel_size, padding=pad),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        side = image_size // 4
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c2 * side * side, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))

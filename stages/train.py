@@ -1,0 +1,83 @@
+"""Stage: train one model of params.yaml's `models`.
+
+    python -m stages.train --model mnist_lat --data data/processed/mnist/train.npz \
+        --out results/models/mnist_lat
+
+Writes ``model.pt`` (weights and what is needed to rebuild the model), ``metrics.json``
+(deterministic) and ``throughput.json`` (timings). Resumes from
+``results/checkpoints/<model>.pt`` after an interruption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from stages.config import Params, digest
+from stages.data.processed import load_split
+from stages.training.trainer import train
+from stages.utils.cli import params_parser, run_stage
+from stages.utils.errors import DataError
+from stages.utils.io import atomic_path, write_json
+from stages.utils.runtime import seed_everything, select_device
+
+log = logging.getLogger("stages.train")
+CHECKPOINT_DIR = Path("results/checkpoints")
+
+
+def main(args: argparse.Namespace) -> None:
+    params = Params.load(args.params, args.scale)
+    spec = params.model(args.model)
+    split = load_split(args.data)
+    if split.meta.get("dataset") not in (None, spec.dataset.name):
+        raise DataError(
+            f"{args.data}: holds dataset {split.meta.get('dataset')!r}, "
+            f"but model {spec.name} trains on {spec.dataset.name!r}"
+        )
+    split = split.head(spec.dataset.train_samples)
+    device = select_device(params.device)
+    seed_everything(params.seed)
+    log.info("%s: %d training images on %s, scale %s", spec.name, len(split), device, params.scale)
+    outcome = train(
+        spec,
+        split,
+        seed=params.seed,
+        box_fraction=params.box_fraction,
+        device=device,
+        checkpoint=Path(args.checkpoint_dir) / f"{spec.name}.pt",
+        progress=not args.no_progress,
+    )
+    out = Path(args.out)
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save(
+            {
+                "arch": spec.arch,
+                "state_dict": {k: v.cpu() for k, v in outcome.model.state_dict().items()},
+                "input_shape": list(split.images.shape[1:]),
+                "num_classes": int(split.meta.get("num_classes", int(split.labels.max()) + 1)),
+                "spec_digest": digest(spec),
+                "scale": params.scale,
+            },
+            tmp,
+        )
+    write_json(out / "metrics.json", {"model": spec.name, "scale": params.scale, **outcome.metrics()})
+    write_json(out / "throughput.json", {"device": str(device), **outcome.throughput()})
+    log.info("%s: %s", spec.name, json.dumps(outcome.metrics()["final_train_accuracy"]))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = params_parser("Train one model of params.yaml's `models`.")
+    p.add_argument("--model", required=True, help="a key of params.yaml's `models`")
+    p.add_argument("--data", required=True, help="the processed training split (.npz)")
+    p.add_argument("--out", required=True, help="output folder: model.pt, metrics.json, throughput.json")
+    p.add_argument("--checkpoint-dir", default=str(CHECKPOINT_DIR), help="where resumable checkpoints live")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+if __name__ == "__main__":
+    run_stage(parser(), main)

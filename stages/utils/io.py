@@ -1,0 +1,56 @@
+"""Atomic artifact writing: a temp file in the destination folder, then ``os.replace``.
+
+An interrupted stage therefore never leaves a half-written output that Snakemake or DVC
+could mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; move it onto ``dest`` only on success."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_open(dest: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
+    """Open a temporary file for writing that replaces ``dest`` when the block succeeds."""
+    if "r" in mode or "a" in mode:
+        raise ValueError(f"atomic_open writes whole files; mode {mode!r} is not supported")
+    with atomic_path(dest) as tmp:
+        encoding = None if "b" in mode else "utf-8"
+        with open(tmp, mode, encoding=encoding) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_json(dest: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as stable, sorted, indented JSON, atomically."""
+    with atomic_open(dest, "w") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+
+
+def write_bytes(dest: str | os.PathLike[str], data: bytes | BinaryIO) -> None:
+    with atomic_open(dest, "wb") as fh:
+        fh.write(data if isinstance(data, bytes) else data.read())

@@ -1,0 +1,117 @@
+"""params.yaml: schema errors name the key and value, cross-references are checked, scaled
+values resolve per scale, and the Snakefile refuses overrides the stages would not see."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages.config import Params, resolve_tree
+from stages.utils.errors import ConfigError
+from tests.dag_tools import REPO, edit_params, make_project, run
+
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def params_with(**changes: object) -> dict:
+    raw = copy.deepcopy(PARAMS)
+    for dotted, value in changes.items():
+        node = raw
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return raw
+
+
+def test_the_committed_params_are_valid_at_every_scale() -> None:
+    for scale in ("tiny", "reduced", "paper"):
+        params = Params(PARAMS, scale=scale)
+        for model in PARAMS["models"]:
+            params.model(model)
+        for attack in PARAMS["attacks"]:
+            params.attack(attack)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        (
+            "attacks.lat_standard.eps",
+            -1,
+            r"attacks\.lat_standard\.eps: -1 is less than the minimum",
+        ),
+        ("attacks.lat_standard.norm", "l3", r"attacks\.lat_standard\.norm: 'l3' is not one of"),
+        ("scale", "huge", r"scale: 'huge' is not one of"),
+        (
+            "training.lat_mnist.epochs",
+            {"tiny": 1, "reduced": "x", "paper": 3},
+            r"training\.lat_mnist\.epochs\.reduced: 'x' is not of type 'integer'",
+        ),
+        ("models.mnist_lat.colour", "red", r"models\.mnist_lat: .*'colour' was unexpected"),
+        ("attacks.lat_background.region", "corner", r"attacks\.lat_background\.region: 'corner'"),
+    ],
+)
+def test_schema_errors_name_the_key_and_value(key: str, value: object, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        Params(params_with(**{key: value}))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        (
+            "models.mnist_lat.train_attack",
+            "nope",
+            r"models\.mnist_lat\.train_attack: unknown attack 'nope'",
+        ),
+        ("models.mnist_lat.dataset", "svhn", r"models\.mnist_lat\.dataset: unknown dataset 'svhn'"),
+        (
+            "evaluation.groups.lat_mnist.models",
+            ["cifar10_lat"],
+            r"'cifar10_lat' is a model of dataset 'cifar10'",
+        ),
+        (
+            "raw.datasets",
+            ["mnist"],
+            r"datasets\.cifar10\.source: 'cifar10' is not in raw\.datasets",
+        ),
+    ],
+)
+def test_cross_references_are_checked(key: str, value: object, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        Params(params_with(**{key: value}))
+
+
+def test_scaled_values_resolve_per_scale() -> None:
+    value = {"tiny": 1, "reduced": 2, "paper": 3}
+    assert [resolve_tree({"a": [value]}, s) for s in ("tiny", "reduced", "paper")] == [
+        {"a": [1]},
+        {"a": [2]},
+        {"a": [3]},
+    ]
+    assert (
+        Params(PARAMS, scale="tiny").model("mnist_lat").train_attack.steps
+        == (PARAMS["attacks"][PARAMS["models"]["mnist_lat"]["train_attack"]]["steps"]["tiny"])
+    )
+    assert Params(PARAMS, scale="paper").dataset("mnist").train_samples is None  # "all"
+
+
+def test_snakemake_stops_on_an_invalid_value_naming_it(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", Path("/nonexistent"))
+    edit_params(project, **{"attacks.lat_standard.steps": -3})
+    proc = run(["snakemake", "-n", "--cores", "1"], project, check=False)
+    assert proc.returncode != 0
+    assert "attacks.lat_standard.steps" in proc.stdout + proc.stderr
+
+
+def test_snakemake_refuses_an_override_the_stages_would_not_see(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", Path("/nonexistent"))
+    proc = run(["snakemake", "-n", "--cores", "1", "--config", "seed=7"], project, check=False)
+    assert proc.returncode != 0
+    assert "edit params.yaml instead" in proc.stdout + proc.stderr
+    ok = run(["snakemake", "-n", "--cores", "1", "--config", "scale=paper"], project, check=False)
+    assert ok.returncode == 0, ok.stderr

@@ -1,0 +1,59 @@
+"""The Snakefile and dvc.yaml describe the same DAG: for every job, the same command, the same
+outputs and the same inputs (DVC additionally lists each stage's code, which must be exactly
+the paths workflow/stage_code.py gives Snakemake's `code` param)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.dag_tools import DvcStage, Job, dvc_stages, make_project, snakemake_jobs
+from workflow.stage_code import code_paths
+
+
+@pytest.fixture(scope="module")
+def both_dags(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Job], list[DvcStage]]:
+    project = make_project(tmp_path_factory.mktemp("agree") / "project", Path("/nonexistent-mirror"))
+    return snakemake_jobs(project, "--forceall"), dvc_stages(project)
+
+
+def _covered(dep: str, inputs: set[str]) -> set[str]:
+    """The Snakemake inputs a DVC dep stands for: itself, or the files inside a folder dep."""
+    prefix = dep.rstrip("/") + "/"
+    return {i for i in inputs if i == dep or i.startswith(prefix)}
+
+
+def test_every_job_is_a_stage_with_the_same_command_inputs_and_outputs(both_dags) -> None:
+    jobs, stages = both_dags
+    by_outputs = {frozenset(j.outputs): j for j in jobs}
+    assert len(by_outputs) == len(jobs), "two Snakemake jobs with the same outputs"
+    matched: set[frozenset[str]] = set()
+    for stage in stages:
+        key = frozenset(stage.outs)
+        assert key in by_outputs, f"DVC stage {stage.name} (outs {sorted(key)}) has no Snakemake job"
+        job = by_outputs[key]
+        matched.add(key)
+        assert stage.command == job.command, f"{stage.name}: commands differ"
+        code = set(code_paths(job.rule))
+        data_deps = [d for d in stage.deps if d not in code]
+        assert code <= set(stage.deps), f"{stage.name}: DVC misses code deps {sorted(code - set(stage.deps))}"
+        inputs = set(job.inputs)
+        covered: set[str] = set()
+        for dep in data_deps:
+            found = _covered(dep, inputs)
+            assert found, f"{stage.name}: DVC dep {dep} is no input of Snakemake's {job.rule} job"
+            covered |= found
+        assert covered == inputs, f"{stage.name}: Snakemake inputs {sorted(inputs - covered)} not in DVC deps"
+    missing = [sorted(k) for k in by_outputs if k not in matched]
+    assert not missing, f"Snakemake jobs with no DVC stage: {missing}"
+
+
+def test_every_evaluation_in_params_is_in_both_dags(both_dags) -> None:
+    from stages.config import Params
+    from tests.dag_tools import REPO
+
+    jobs, stages = both_dags
+    wanted = {f"results/evals/{m}/{a}.json" for m, a in Params.load(REPO / "params.yaml").evaluations()}
+    assert wanted <= {o for j in jobs for o in j.outputs}
+    assert wanted <= {o for s in stages for o in s.outs}

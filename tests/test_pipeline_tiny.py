@@ -1,0 +1,105 @@
+"""The whole DAG at the tiny scale on a synthetic mirror, with both tools: a full Snakemake
+run, a no-op rerun, `dvc commit` + `dvc status`, `dvc checkout` without spurious reruns, and a
+change to one model that reruns exactly that model, its evaluations and the table in both
+Snakemake and DVC."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages.data.synthetic import write_synthetic_mirror
+from tests.dag_tools import edit_params, make_project, run, snakemake_jobs
+
+PROFILE = ["--profile", "workflow/profiles/tiny"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project after one complete `snakemake` run and `dvc commit`."""
+    root = tmp_path_factory.mktemp("tiny")
+    mirror = write_synthetic_mirror(root / "mirror", seed=0, n_train=200, n_test=64)
+    project = make_project(root / "project", mirror)
+    run(["snakemake", *PROFILE], project, timeout=1500)
+    run(["dvc", "commit", "--force", "--quiet"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "tiny run"], project)
+    return project
+
+
+def copy_of(project: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "project"
+    shutil.copytree(project, dest, symlinks=True)
+    return dest
+
+
+def test_full_run_writes_the_lat_table(finished: Path) -> None:
+    md = (finished / "results/tables/lat.md").read_text()
+    assert "Scale: **tiny**" in md
+    assert len(re.findall(r"claim \d .* (holds|does NOT hold)", md)) == 4
+    evaluation = json.loads((finished / "results/evals/mnist_lat/lat_background.json").read_text())
+    assert evaluation["samples"] == 64 and 0.0 <= evaluation["accuracy"] <= 1.0
+    assert evaluation["max_linf_perturbation"] <= 0.3 + 1e-6
+
+
+def test_second_snakemake_run_has_nothing_to_do(finished: Path) -> None:
+    assert snakemake_jobs(finished, *PROFILE) == []
+
+
+def test_dvc_sees_the_snakemake_run_as_up_to_date(finished: Path) -> None:
+    out = run(["dvc", "status"], finished).stdout
+    assert "Data and pipelines are up to date" in out, out
+
+
+def test_dvc_checkout_does_not_make_snakemake_rerun(finished: Path, tmp_path: Path) -> None:
+    project = copy_of(finished, tmp_path)
+    # Remove cached artifacts of every level and let DVC restore them: they come back with
+    # new timestamps, upstream files newer than downstream ones.
+    shutil.rmtree(project / "data")
+    for model in (project / "results/models").iterdir():
+        (model / "model.pt").unlink()
+    run(["dvc", "checkout"], project)
+    assert (project / "results/models/mnist_lat/model.pt").is_file()
+    assert snakemake_jobs(project, *PROFILE) == []
+    assert "up to date" in run(["dvc", "status"], project).stdout
+
+
+def _change_one_model(project: Path) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    recipe = dict(params["training"]["lat_mnist"], lr=0.002)
+    edit_params(project, **{"training.lat_mnist_alt": recipe, "models.mnist_lat.training": "lat_mnist_alt"})
+
+
+EXPECTED_AFTER_MODEL_CHANGE = {
+    "results/models/mnist_lat/model.pt",
+    *(
+        f"results/evals/mnist_lat/{a}.json"
+        for a in ("natural", "lat_standard", "lat_background", "lat_background_postclip")
+    ),
+    "results/tables/lat.csv",
+}
+
+
+def test_changing_one_model_reruns_only_it_in_snakemake(finished: Path, tmp_path: Path) -> None:
+    project = copy_of(finished, tmp_path)
+    _change_one_model(project)
+    jobs = snakemake_jobs(project, *PROFILE)
+    assert {j.outputs[0] for j in jobs} == EXPECTED_AFTER_MODEL_CHANGE
+
+
+def test_changing_one_model_reruns_only_it_in_dvc(finished: Path, tmp_path: Path) -> None:
+    project = copy_of(finished, tmp_path)
+    _change_one_model(project)
+    out = run(["dvc", "repro"], project, timeout=900).stdout
+    ran = set(re.findall(r"Running stage '([^']+)'", out))
+    expected = {"train@mnist_lat", "lat_table"} | {
+        f"evaluate_lat_mnist@mnist_lat-{a}"
+        for a in ("natural", "lat_standard", "lat_background", "lat_background_postclip")
+    }
+    assert ran == expected, out
+    assert "up to date" in run(["dvc", "status"], project).stdout

@@ -1,0 +1,145 @@
+"""Training: it learns, an interrupted run resumes to the same result as an uninterrupted one,
+a NaN loss stops with a clear error and keeps the last good checkpoint, and the adversary used
+by LAT never touches the centre box."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stages.config import AttackSpec, DatasetSpec, ModelSpec, TrainingSpec
+from stages.data.processed import ProcessedSplit
+from stages.training import trainer
+from stages.training.trainer import TrainingDiverged, train
+
+NATURAL = AttackSpec(name="natural", kind="none")
+LAT_ATTACK = AttackSpec(
+    name="lat",
+    kind="pgd",
+    norm="linf",
+    eps=0.3,
+    step_size=0.1,
+    steps=2,
+    random_start=True,
+    region="outside_box",
+    localization="post_clip",
+)
+BOX = 0.5
+
+
+def toy_split(n: int = 96, seed: int = 0) -> ProcessedSplit:
+    """Two classes: a bright bar in the top or the bottom half of a 12x12 image."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    images = rng.integers(0, 40, (n, 12, 12, 1)).astype(np.uint8)
+    for i, y in enumerate(labels):
+        rows = slice(2, 5) if y == 0 else slice(7, 10)
+        images[i, rows, 2:10, 0] = 230
+    return ProcessedSplit(
+        images=images,
+        labels=labels.astype(np.int64),
+        ids=np.array([str(i) for i in range(n)]),
+        meta={"num_classes": 2},
+    )
+
+
+def spec(attack: AttackSpec = NATURAL, epochs: int = 3) -> ModelSpec:
+    return ModelSpec(
+        name="toy",
+        dataset=DatasetSpec(name="toy", source="mnist", train_samples=None, test_samples=None),
+        arch="lat_cnn",
+        training=TrainingSpec(name="toy", optimizer="adam", lr=1e-3, batch_size=16, epochs=epochs),
+        train_attack=attack,
+    )
+
+
+def run_training(tmp_path: Path, model_spec: ModelSpec, name: str = "ckpt.pt"):
+    return train(
+        model_spec,
+        toy_split(),
+        seed=0,
+        box_fraction=BOX,
+        device=torch.device("cpu"),
+        checkpoint=tmp_path / name,
+        progress=False,
+    )
+
+
+def test_natural_training_learns_the_toy_task(tmp_path: Path) -> None:
+    outcome = run_training(tmp_path, spec(epochs=3))
+    losses = [h.loss for h in outcome.history]
+    assert losses[-1] < losses[0]
+    assert outcome.history[-1].accuracy > 0.9
+
+
+def test_interrupted_training_resumes_to_the_same_result(tmp_path: Path, monkeypatch) -> None:
+    model_spec = spec(LAT_ATTACK, epochs=3)
+    reference = run_training(tmp_path, model_spec, "reference.pt")
+
+    calls = {"n": 0}
+    original = trainer.perturb
+    steps_per_epoch = 96 // 16
+
+    def killed_mid_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == steps_per_epoch + 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "perturb", killed_mid_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(tmp_path, model_spec, "resumed.pt")
+    assert torch.load(tmp_path / "resumed.pt", weights_only=False)["epoch"] == 1
+    monkeypatch.setattr(trainer, "perturb", original)
+
+    resumed = run_training(tmp_path, model_spec, "resumed.pt")
+    assert resumed.resumed_from_epoch == 1
+    assert resumed.metrics() == reference.metrics()
+    for a, b in zip(resumed.model.state_dict().values(), reference.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path: Path) -> None:
+    run_training(tmp_path, spec(epochs=1))
+    other = spec(epochs=2)
+    outcome = run_training(tmp_path, other)
+    assert outcome.resumed_from_epoch == 0 and len(outcome.history) == 2
+
+
+def test_nan_loss_stops_clearly_and_keeps_the_last_good_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    calls = {"n": 0}
+    original = trainer.F.cross_entropy
+
+    def nan_in_epoch_two(logits, y, *args, **kwargs):
+        calls["n"] += 1
+        loss = original(logits, y, *args, **kwargs)
+        return loss * float("nan") if calls["n"] > 96 // 16 + 1 else loss
+
+    monkeypatch.setattr(trainer.F, "cross_entropy", nan_in_epoch_two)
+    with pytest.raises(
+        TrainingDiverged, match=r"became nan at epoch 2.*training\.toy\.lr.*epoch 1\) is kept"
+    ):
+        run_training(tmp_path, spec(epochs=3))
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=False)["epoch"] == 1
+
+
+def test_lat_training_examples_leave_the_centre_box_untouched(tmp_path: Path, monkeypatch) -> None:
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    original = trainer.perturb
+
+    def record(model, x, y, masks, attack, box_fraction, gen):
+        x_adv = original(model, x, y, masks, attack, box_fraction, gen)
+        seen.append((x.clone(), x_adv.clone()))
+        return x_adv
+
+    monkeypatch.setattr(trainer, "perturb", record)
+    run_training(tmp_path, spec(LAT_ATTACK, epochs=1))
+    assert seen
+    for x, x_adv in seen:
+        box = slice(3, 9)  # central half of 12
+        assert torch.equal(x[..., box, box], x_adv[..., box, box])
+        assert (x_adv - x).abs().max() <= 0.3 + 1e-6
+        assert not torch.equal(x, x_adv)

@@ -1,0 +1,63 @@
+# Config validation and the helpers every rule file uses.
+import sys
+from dataclasses import asdict
+
+sys.path.insert(0, workflow.basedir)
+
+from stages.config import Params, load_yaml  # noqa: E402
+from stages.utils.errors import ConfigError  # noqa: E402
+from workflow.stage_code import code_digest  # noqa: E402
+
+# Only these keys reach the stages from the command line; every other value is read from
+# params.yaml itself, so overriding it with --config would silently not take effect.
+CLI_KEYS = {"scale": None, "raw": {"mirror", "download"}}
+
+
+def _check_overrides(config, on_disk):
+    for key in set(config) | set(on_disk):
+        if config.get(key) == on_disk.get(key):
+            continue
+        allowed = CLI_KEYS.get(key, False)
+        if allowed is None:
+            continue
+        if isinstance(allowed, set) and isinstance(config.get(key), dict):
+            changed = {k for k in config[key] if config[key].get(k) != on_disk[key].get(k)}
+            if changed <= allowed:
+                continue
+        raise ConfigError(
+            f"--config changes {key!r}, which the stages read from params.yaml; edit params.yaml "
+            f"instead (only scale, raw.mirror and raw.download may be overridden)"
+        )
+
+
+try:
+    PARAMS = Params(config, source="params.yaml (+ --config)")
+    _check_overrides(config, load_yaml("params.yaml"))
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+
+SCALE = PARAMS.scale
+
+
+def code(stage):
+    return code_digest(stage, workflow.basedir)
+
+
+def dataset_of_model(model):
+    return config["models"][model]["dataset"]
+
+
+def evaluation_outputs():
+    return [f"results/evals/{m}/{a}.json" for m, a in PARAMS.evaluations()]
+
+
+def evaluation_pairs_pattern():
+    # Constrain wildcards to the evaluations params.yaml asks for: a pair that does not fit
+    # (e.g. an unknown attack) is then no job at all rather than a failing one.
+    models = "|".join(config["models"])
+    attacks = "|".join(config["attacks"])
+    return models, attacks
+
+
+def resources_of(kind, key, default):
+    return config.get("resources", {}).get(kind, {}).get(key, default)

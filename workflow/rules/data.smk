@@ -1,0 +1,37 @@
+# Raw data (official layouts, from a mirror or the official archives) and processed datasets.
+
+
+rule fetch_raw:
+    output:
+        raw=directory("data/raw/{source}"),
+        report="results/raw/{source}.json",
+    params:
+        mirror=config["raw"]["mirror"],
+        download=str(config["raw"]["download"]).lower(),
+        code=code("fetch_raw"),
+    wildcard_constraints:
+        source="|".join(config["raw"]["datasets"]),
+    shell:
+        "python -m stages.fetch_raw --dataset {wildcards.source} --out {output.raw}"
+        " --mirror '{params.mirror}' --download {params.download} --report {output.report}"
+
+
+rule prepare:
+    input:
+        # A folder has no checksum, so its timestamps (reset by `dvc checkout`) must not
+        # trigger reruns: ancient(). Its content is tracked through the fetch report, which
+        # lists every file with its checksum.
+        raw=lambda wc: ancient(f"data/raw/{config['datasets'][wc.dataset]['source']}"),
+        report=lambda wc: f"results/raw/{config['datasets'][wc.dataset]['source']}.json",
+    output:
+        train="data/processed/{dataset}/train.npz",
+        test="data/processed/{dataset}/test.npz",
+        stats="results/datasets/{dataset}.json",
+    params:
+        spec=lambda wc: config["datasets"][wc.dataset],
+        code=code("prepare"),
+    wildcard_constraints:
+        dataset="|".join(config["datasets"]),
+    shell:
+        "python -m stages.prepare --params params.yaml --dataset {wildcards.dataset}"
+        " --raw {input.raw} --out data/processed/{wildcards.dataset} --stats {output.stats}"

@@ -1,0 +1,25 @@
+# Tables with the papers' numbers beside ours.
+
+
+def lat_table_inputs(wildcards):
+    spec = config["tables"]["lat"]
+    return [
+        f"results/evals/{model}/{attack}.json"
+        for roles in spec["datasets"].values()
+        for model in roles.values()
+        for attack in spec["inputs"].values()
+    ]
+
+
+rule lat_table:
+    input:
+        lat_table_inputs,
+    output:
+        csv="results/tables/lat.csv",
+        md="results/tables/lat.md",
+    params:
+        spec=config["tables"]["lat"],
+        code=code("lat_table"),
+    shell:
+        "python -m stages.lat_table --params params.yaml --scale {SCALE} --evals results/evals"
+        " --out results/tables/lat"

@@ -1,0 +1,52 @@
+"""The source code each stage runs: its entry module and the library packages it uses.
+
+Both DAGs read this list: DVC declares the paths as deps in dvc.yaml (checked by
+tests/test_dag_agreement.py), Snakemake hashes them into a `code` param of each rule, so a
+code change reruns exactly the stages that run that code, with the same result in both tools.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+COMMON = ["stages/config.py", "stages/utils"]
+STAGE_CODE: dict[str, list[str]] = {
+    "fetch_raw": ["stages/fetch_raw.py", "stages/data/fetch.py", "stages/data/sources.py"],
+    "prepare": ["stages/prepare.py", "stages/data", "stages/masks"],
+    "train": [
+        "stages/train.py",
+        "stages/training",
+        "stages/models",
+        "stages/attacks",
+        "stages/masks",
+        "stages/data/processed.py",
+    ],
+    "evaluate": [
+        "stages/evaluate.py",
+        "stages/evaluation",
+        "stages/models",
+        "stages/attacks",
+        "stages/masks",
+        "stages/data/processed.py",
+    ],
+    "lat_table": ["stages/lat_table.py", "stages/report"],
+}
+
+
+def code_paths(stage: str) -> list[str]:
+    return STAGE_CODE[stage] + COMMON
+
+
+def code_digest(stage: str, root: str | Path = ".") -> str:
+    """sha256 over the stage's Python sources (path and content), in a stable order."""
+    root = Path(root)
+    files: list[Path] = []
+    for rel in code_paths(stage):
+        path = root / rel
+        files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
