@@ -18,3 +18,4 @@ rule all:
         expand("results/models/{model}/metrics.json", model=config["models"]),
         evaluation_outputs(),
         "results/tables/lat.md",
+        "results/tables/datasets.md",

@@ -6,9 +6,10 @@ this module, so a value means the same thing wherever it is read.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -78,7 +79,7 @@ def _check_references(params: dict[str, Any], source: str) -> None:
             problems.append(
                 f"datasets.{name}.source: {ds['source']!r} is not in raw.datasets {sorted(raw_sources)}"
             )
-    for name in params["datasets"]:
+    for name in {m["dataset"] for m in params["models"].values()}:
         if name not in params["samples"]:
             problems.append(f"samples.{name}: missing; give the train and test sample counts")
     for name, model in params["models"].items():
@@ -102,6 +103,10 @@ def _check_references(params: dict[str, Any], source: str) -> None:
         for attack in spec["attacks"]:
             if attack not in params["attacks"]:
                 problems.append(f"evaluation.groups.{group}.attacks: unknown attack {attack!r}")
+    for key in ("ground_truth", "routine"):
+        name = params.get("mask_quality", {}).get(key)
+        if name is not None and name not in params["datasets"]:
+            problems.append(f"mask_quality.{key}: unknown dataset {name!r}")
     evaluated = {
         pair
         for g in params["evaluation"]["groups"].values()
@@ -161,6 +166,7 @@ class TrainingSpec:
     epochs: int
     momentum: float = 0.9
     weight_decay: float = 0.0
+    eps_ramp_epochs: int = 0
 
 
 @dataclass(frozen=True)
@@ -169,7 +175,12 @@ class DatasetSpec:
     source: str
     train_samples: int | None  # None: the whole split
     test_samples: int | None
-    foreground_threshold: int | None = None
+    builder: Any = None  # stages.data.builders.Builder
+    options: Any = None  # the builder's options dataclass
+
+    @property
+    def has_masks(self) -> bool:
+        return bool(self.builder.has_masks(self.options))
 
 
 @dataclass(frozen=True)
@@ -221,15 +232,40 @@ class Params:
         return TrainingSpec(name=name, **self._entry("training", name))
 
     def dataset(self, name: str) -> DatasetSpec:
+        from stages.data.builders import get_builder, make_config
+
         entry = self._entry("datasets", name)
-        sizes = self._entry("samples", name)
+        # Sample counts matter only to datasets models use (checked in _check_references).
+        sizes = self._entry("samples", name) if name in self.raw["samples"] else {"train": ALL, "test": ALL}
+        where = f"datasets.{name}"
+        builder = get_builder(entry["builder"], f"{where}.builder")
+        if builder.source != entry["source"]:
+            raise ConfigError(
+                f"{where}.source: builder {builder.name!r} reads raw dataset {builder.source!r}, "
+                f"not {entry['source']!r}"
+            )
         return DatasetSpec(
             name=name,
             source=entry["source"],
             train_samples=_count(sizes["train"]),
             test_samples=_count(sizes["test"]),
-            foreground_threshold=entry.get("foreground_threshold"),
+            builder=builder,
+            options=make_config(builder, entry.get("options", {}), f"{where}.options"),
         )
+
+    def check_pair(self, model: str, attack: str) -> None:
+        """A model/attack pair fits when the attack's region exists on the model's dataset."""
+        from stages.masks.regions import REGIONS_NEEDING_FOREGROUND
+
+        spec = self.model(model)
+        region = self.attack(attack).region
+        if self.attack(attack).kind != "none" and region in REGIONS_NEEDING_FOREGROUND:
+            if not spec.dataset.has_masks:
+                raise ConfigError(
+                    f"{model} x {attack}: attack region {region!r} needs foreground masks, but "
+                    f"dataset {spec.dataset.name!r} has none (datasets.{spec.dataset.name}.options); "
+                    f"use a masked dataset or a region that needs no mask (full, box, outside_box)"
+                )
 
     def model(self, name: str) -> ModelSpec:
         entry = self._entry("models", name)
@@ -246,18 +282,37 @@ class Params:
         return int(resolve_scaled(self.raw["evaluation"]["batch_size"], self.scale))
 
     def evaluations(self) -> list[tuple[str, str]]:
-        """Every (model, attack) pair to evaluate, in params order, without repeats."""
+        """Every (model, attack) pair to evaluate, in params order, without repeats; a pair
+        that does not fit is a ConfigError here, when the DAG is built."""
         pairs: dict[tuple[str, str], None] = {}
         for group in self.raw["evaluation"]["groups"].values():
             for model in group["models"]:
                 for attack in group["attacks"]:
                     pairs[(model, attack)] = None
+        for model in self.raw["models"]:
+            self.check_pair(model, self.raw["models"][model]["train_attack"])
+        for model, attack in pairs:
+            self.check_pair(model, attack)
         return list(pairs)
+
+
+def plain(obj: Any) -> Any:
+    """``obj`` as plain JSON-able data: dataclasses become dicts, a builder its name. Stable
+    across processes, so it can key checkpoints and Snakemake's params."""
+    from stages.data.builders import Builder
+
+    if isinstance(obj, Builder):
+        return obj.name
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    return obj
 
 
 def digest(obj: Any) -> str:
     """A short stable hash of a JSON-able object (dataclasses included)."""
-    if hasattr(obj, "__dataclass_fields__"):
-        obj = asdict(obj)
-    text = json.dumps(obj, sort_keys=True, default=str)
+    text = json.dumps(plain(obj), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

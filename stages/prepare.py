@@ -1,8 +1,11 @@
 """Stage: build one processed dataset (train and test splits, with foreground masks where the
 dataset has them) from its raw official files.
 
-    python -m stages.prepare --dataset mnist --raw data/raw/mnist --out data/processed/mnist \
-        --stats results/datasets/mnist.json
+    python -m stages.prepare --dataset coco_ic --raw data/raw/coco --out data/processed/coco_ic \
+        --stats results/datasets/coco_ic.json --grid results/figures/datasets/coco_ic.png
+
+The builder and its options come from params.yaml's `datasets.<name>`; see
+stages/data/builders.py for the builders.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import time
 from pathlib import Path
 
 from stages.config import Params
-from stages.data.classic import BUILDERS, SPLITS, split_stats
+from stages.data.builders import build
+from stages.data.classic import split_stats
 from stages.data.processed import save_split
+from stages.report.grids import save_mask_grid
 from stages.utils.cli import params_parser, run_stage
-from stages.utils.errors import ConfigError
 from stages.utils.io import write_json
 
 log = logging.getLogger("stages.prepare")
@@ -25,28 +29,18 @@ log = logging.getLogger("stages.prepare")
 def main(args: argparse.Namespace) -> None:
     params = Params.load(args.params, args.scale)
     spec = params.dataset(args.dataset)
-    try:
-        build = BUILDERS[spec.source]
-    except KeyError:
-        raise ConfigError(
-            f"datasets.{spec.name}.source: no builder for {spec.source!r} in stages.prepare "
-            f"(known: {', '.join(sorted(BUILDERS))})"
-        ) from None
-    stats: dict[str, object] = {"dataset": spec.name}
-    for split in SPLITS:
-        started = time.perf_counter()
-        processed = build(Path(args.raw), spec, split)
+    started = time.perf_counter()
+    splits, builder_stats = build(spec.builder, Path(args.raw), spec.options, progress=not args.no_progress)
+    seconds = time.perf_counter() - started
+    throughput = builder_stats.pop("throughput", {})
+    stats: dict[str, object] = {"dataset": spec.name, "builder": spec.builder.name, **builder_stats}
+    for split, processed in splits.items():
+        processed.meta["dataset"] = spec.name
         save_split(Path(args.out) / f"{split}.npz", processed)
-        seconds = time.perf_counter() - started
-        log.info(
-            "%s/%s: %d samples in %.1f s (%.0f images/s)",
-            spec.name,
-            split,
-            len(processed),
-            seconds,
-            len(processed) / max(seconds, 1e-9),
-        )
-        stats[split] = split_stats(processed)
+        stats[f"{split}_summary"] = split_stats(processed)
+        log.info("%s/%s: %d samples", spec.name, split, len(processed))
+    log.info("%s: built in %.1f s (%s)", spec.name, seconds, throughput)
+    save_mask_grid(args.grid, splits["train"], title=f"{spec.name} (train)")
     write_json(args.stats, stats)
 
 
@@ -56,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", required=True, help="the raw dataset folder written by stages.fetch_raw")
     p.add_argument("--out", required=True, help="output folder for train.npz and test.npz")
     p.add_argument("--stats", required=True, help="the dataset statistics JSON")
+    p.add_argument("--grid", required=True, help="the PNG of example images (and masks)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 

@@ -115,3 +115,32 @@ def test_snakemake_refuses_an_override_the_stages_would_not_see(tmp_path: Path) 
     assert "edit params.yaml instead" in proc.stdout + proc.stderr
     ok = run(["snakemake", "-n", "--cores", "1", "--config", "scale=paper"], project, check=False)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_an_unknown_builder_option_is_named() -> None:
+    raw = params_with(**{"datasets.coco_ic.options": {"min_aera": 5}})
+    with pytest.raises(ConfigError, match=r"datasets\.coco_ic\.options: unknown option\(s\) min_aera"):
+        Params(raw).dataset("coco_ic")
+
+
+def test_a_nested_builder_option_is_checked_too() -> None:
+    raw = params_with(**{"datasets.cifar10_grabcut.options.grabcut": {"iterationz": 3}})
+    with pytest.raises(ConfigError, match=r"datasets\.cifar10_grabcut\.options\.grabcut: unknown option"):
+        Params(raw).dataset("cifar10_grabcut")
+
+
+def test_builder_must_read_its_source() -> None:
+    raw = params_with(**{"datasets.coco_ic.source": "gtsrb"})
+    with pytest.raises(
+        ConfigError, match=r"datasets\.coco_ic\.source: builder 'coco_ic' reads raw dataset 'coco'"
+    ):
+        Params(raw).dataset("coco_ic")
+
+
+def test_a_pair_that_does_not_fit_is_an_error_when_the_dag_is_built() -> None:
+    # CIFAR-10 without masks has no foreground, so a background attack cannot run on it.
+    raw = params_with(**{"attacks.lat_background.region": "background"})
+    with pytest.raises(
+        ConfigError, match=r"cifar10_natural x lat_background: attack region 'background' needs"
+    ):
+        Params(raw).evaluations()

@@ -38,6 +38,17 @@ def copy_of(project: Path, tmp_path: Path) -> Path:
     return dest
 
 
+def test_full_run_writes_the_dataset_table_and_grids(finished: Path) -> None:
+    md = (finished / "results/tables/datasets.md").read_text()
+    for name in ("coco_ic", "segment6", "gtsrb_ic", "gtsrb_ic_roi", "cifar10_grabcut"):
+        assert f"| {name}" in md
+        assert (finished / f"results/figures/datasets/{name}.png").stat().st_size > 0
+    stats = json.loads((finished / "results/datasets/gtsrb_ic.json").read_text())
+    assert (
+        stats["train_summary"]["samples"] > 0 and 0 < stats["train_summary"]["mean_foreground_fraction"] < 1
+    )
+
+
 def test_full_run_writes_the_lat_table(finished: Path) -> None:
     md = (finished / "results/tables/lat.md").read_text()
     assert "Scale: **tiny**" in md

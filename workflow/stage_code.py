@@ -13,13 +13,18 @@ from pathlib import Path
 COMMON = ["stages/config.py", "stages/utils"]
 STAGE_CODE: dict[str, list[str]] = {
     "fetch_raw": ["stages/fetch_raw.py", "stages/data/fetch.py", "stages/data/sources.py"],
-    "prepare": ["stages/prepare.py", "stages/data", "stages/masks"],
+    "prepare": [
+        "stages/prepare.py",
+        "stages/data",
+        "stages/masks",
+        "stages/report/grids.py",
+    ],
     "train": [
         "stages/train.py",
         "stages/training",
         "stages/models",
         "stages/attacks",
-        "stages/masks",
+        "stages/masks/regions.py",
         "stages/data/processed.py",
     ],
     "evaluate": [
@@ -27,10 +32,18 @@ STAGE_CODE: dict[str, list[str]] = {
         "stages/evaluation",
         "stages/models",
         "stages/attacks",
-        "stages/masks",
+        "stages/masks/regions.py",
         "stages/data/processed.py",
     ],
-    "lat_table": ["stages/lat_table.py", "stages/report"],
+    "lat_table": ["stages/lat_table.py", "stages/report/lat_table.py"],
+    "grabcut_vs_ground_truth": [
+        "stages/grabcut_vs_ground_truth.py",
+        "stages/masks/grabcut.py",
+        "stages/data/cifar_grabcut.py",
+        "stages/data/builders.py",
+        "stages/data/processed.py",
+    ],
+    "dataset_table": ["stages/dataset_table.py", "stages/report/dataset_table.py"],
 }
 
 

@@ -13,11 +13,11 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from stages.attacks.spec import perturb
 from stages.config import AttackSpec
 from stages.data.processed import ProcessedSplit
+from stages.utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def evaluate(
     loss_sum, correct, linf_max, l2_sum = 0.0, 0, 0.0, 0.0
     started = time.perf_counter()
     batches = range(0, n, batch_size)
-    for start in tqdm(batches, desc=f"{attack.name}", disable=not progress, leave=False, unit="batch"):
+    for start in progress_bar(batches, desc=attack.name, enabled=progress, unit="batch"):
         x = x_all[start : start + batch_size].to(device)
         y = y_all[start : start + batch_size].to(device)
         masks = None if m_all is None else m_all[start : start + batch_size].to(device)

@@ -98,7 +98,12 @@ def to_markdown(table: LatTable, *, scale: str) -> str:
         "",
     ]
     for dataset, frame in table.frame.groupby("dataset", sort=False):
-        lines += [f"## {dataset}", "", frame.drop(columns=["dataset"]).to_markdown(index=False), ""]
+        lines += [
+            f"## {dataset}",
+            "",
+            frame.drop(columns=["dataset"]).to_markdown(index=False, missingval="–"),
+            "",
+        ]
     lines += [
         "## Claims",
         "",

@@ -12,21 +12,21 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from stages.attacks.spec import perturb
-from stages.config import ModelSpec, TrainingSpec, digest
+from stages.config import AttackSpec, ModelSpec, TrainingSpec, digest
 from stages.data.processed import ProcessedSplit
 from stages.models.registry import build_model
 from stages.utils.errors import BackdropError
 from stages.utils.io import atomic_path
+from stages.utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,19 @@ def make_optimizer(model: nn.Module, spec: TrainingSpec) -> torch.optim.Optimize
     )
 
 
+def ramped_attack(spec: ModelSpec, global_step: int, steps_per_epoch: int) -> AttackSpec:
+    """The training attack at ``global_step``: eps and step size grow linearly from 0 to
+    their full values over the first ``eps_ramp_epochs`` epochs (a curriculum that keeps
+    large-eps adversarial training from stalling at chance before the model has learnt
+    anything; 0 epochs: the full attack from the start)."""
+    ramp_steps = spec.training.eps_ramp_epochs * steps_per_epoch
+    if ramp_steps <= 0 or global_step >= ramp_steps:
+        return spec.train_attack
+    factor = (global_step + 1) / ramp_steps
+    attack = spec.train_attack
+    return replace(attack, eps=attack.eps * factor, step_size=attack.step_size * factor)
+
+
 def _epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
     gen = torch.Generator(device=device)
     gen.manual_seed(seed * 100_003 + epoch)
@@ -106,7 +119,7 @@ def train(
     torch.manual_seed(seed)
     model = model_for_split(spec, split).to(device)
     optimizer = make_optimizer(model, spec.training)
-    run_key = digest({"spec": asdict(spec), "seed": seed, "box": box_fraction, "n": len(split)})
+    run_key = digest({"spec": spec, "seed": seed, "box": box_fraction, "n": len(split)})
 
     history: list[EpochRecord] = []
     start_epoch = resumed_from = 0
@@ -134,11 +147,10 @@ def train(
         order = torch.randperm(n, generator=gen, device=device)
         total_loss, correct, seen = 0.0, 0, 0
         started = time.perf_counter()
-        bar = tqdm(
+        bar = progress_bar(
             range(steps_per_epoch),
             desc=f"{spec.name} epoch {epoch + 1}/{spec.training.epochs}",
-            disable=not progress,
-            leave=False,
+            enabled=progress,
             unit="batch",
         )
         for step in bar:
@@ -146,8 +158,9 @@ def train(
             x, y = x_all[idx], y_all[idx]
             if spec.adversarial:
                 masks = None if m_all is None else m_all[idx]
+                attack = ramped_attack(spec, epoch * steps_per_epoch + step, steps_per_epoch)
                 model.eval()
-                x = perturb(model, x, y, masks, spec.train_attack, box_fraction, gen)
+                x = perturb(model, x, y, masks, attack, box_fraction, gen)
             model.train()
             logits = model(x)
             loss = F.cross_entropy(logits, y)
@@ -164,7 +177,7 @@ def train(
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
             rate = seen / max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", img_s=f"{rate:.0f}")
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", img_s=f"{rate:.0f}", refresh=False)
         seconds = time.perf_counter() - started
         record = EpochRecord(epoch + 1, total_loss / seen, correct / seen, seen / seconds, seconds)
         history.append(record)

@@ -1,10 +1,9 @@
 # Config validation and the helpers every rule file uses.
 import sys
-from dataclasses import asdict
 
 sys.path.insert(0, workflow.basedir)
 
-from stages.config import Params, load_yaml  # noqa: E402
+from stages.config import Params, load_yaml, plain, resolve_tree  # noqa: E402
 from stages.utils.errors import ConfigError  # noqa: E402
 from workflow.stage_code import code_digest  # noqa: E402
 
@@ -33,6 +32,9 @@ def _check_overrides(config, on_disk):
 try:
     PARAMS = Params(config, source="params.yaml (+ --config)")
     _check_overrides(config, load_yaml("params.yaml"))
+    for _dataset in config["datasets"]:
+        PARAMS.dataset(_dataset)  # builder options, checked key by key
+    PARAMS.evaluations()  # every model/attack pair fits its dataset
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 

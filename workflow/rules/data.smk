@@ -27,11 +27,27 @@ rule prepare:
         train="data/processed/{dataset}/train.npz",
         test="data/processed/{dataset}/test.npz",
         stats="results/datasets/{dataset}.json",
+        grid="results/figures/datasets/{dataset}.png",
     params:
-        spec=lambda wc: config["datasets"][wc.dataset],
+        spec=lambda wc: resolve_tree(config["datasets"][wc.dataset], SCALE),
         code=code("prepare"),
     wildcard_constraints:
         dataset="|".join(config["datasets"]),
     shell:
-        "python -m stages.prepare --params params.yaml --dataset {wildcards.dataset}"
+        "python -m stages.prepare --params params.yaml --scale {SCALE} --dataset {wildcards.dataset}"
         " --raw {input.raw} --out data/processed/{wildcards.dataset} --stats {output.stats}"
+        " --grid {output.grid}"
+
+
+rule grabcut_vs_ground_truth:
+    input:
+        data=lambda wc: f"data/processed/{config['mask_quality']['ground_truth']}/test.npz",
+    output:
+        "results/metrics/grabcut_vs_ground_truth.json",
+    params:
+        spec=lambda wc: resolve_tree(config["mask_quality"], SCALE),
+        routine=lambda wc: resolve_tree(config["datasets"][config["mask_quality"]["routine"]], SCALE),
+        code=code("grabcut_vs_ground_truth"),
+    shell:
+        "python -m stages.grabcut_vs_ground_truth --params params.yaml --scale {SCALE}"
+        " --data {input.data} --out {output}"

@@ -9,8 +9,8 @@ rule evaluate:
         metrics="results/evals/{model}/{attack}.json",
         throughput="results/evals/{model}/{attack}.throughput.json",
     params:
-        model=lambda wc: asdict(PARAMS.model(wc.model)),
-        attack=lambda wc: asdict(PARAMS.attack(wc.attack)),
+        model=lambda wc: plain(PARAMS.model(wc.model)),
+        attack=lambda wc: plain(PARAMS.attack(wc.attack)),
         seed=config["seed"],
         device=config["device"],
         regions=config["regions"],

@@ -23,3 +23,17 @@ rule lat_table:
     shell:
         "python -m stages.lat_table --params params.yaml --scale {SCALE} --evals results/evals"
         " --out results/tables/lat"
+
+
+rule dataset_table:
+    input:
+        stats=expand("results/datasets/{dataset}.json", dataset=config["datasets"]),
+        iou="results/metrics/grabcut_vs_ground_truth.json",
+    output:
+        csv="results/tables/datasets.csv",
+        md="results/tables/datasets.md",
+    params:
+        code=code("dataset_table"),
+    shell:
+        "python -m stages.dataset_table --params params.yaml --scale {SCALE} --stats results/datasets"
+        " --iou {input.iou} --out results/tables/datasets"

@@ -9,7 +9,7 @@ rule train:
         metrics="results/models/{model}/metrics.json",
         throughput="results/models/{model}/throughput.json",
     params:
-        spec=lambda wc: asdict(PARAMS.model(wc.model)),
+        spec=lambda wc: plain(PARAMS.model(wc.model)),
         seed=config["seed"],
         device=config["device"],
         regions=config["regions"],

@@ -1,0 +1,46 @@
+"""Stage: the dataset statistics table, from every prepared dataset's stats and the GrabCut
+ground-truth check.
+
+    python -m stages.dataset_table --stats results/datasets --iou results/metrics/grabcut_vs_coco.json \
+        --out results/tables/datasets
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from stages.config import Params
+from stages.report.dataset_table import summary_frame, to_markdown
+from stages.utils.cli import params_parser, run_stage
+from stages.utils.errors import DataError
+from stages.utils.io import atomic_open
+
+
+def main(args: argparse.Namespace) -> None:
+    params = Params.load(args.params, args.scale)
+    stats = {}
+    for name in params.raw["datasets"]:
+        path = Path(args.stats) / f"{name}.json"
+        if not path.is_file():
+            raise DataError(f"{path}: dataset statistics missing; run the prepare stage for {name}")
+        stats[name] = json.loads(path.read_text())
+    iou = json.loads(Path(args.iou).read_text()) if args.iou else None
+    out = Path(args.out)
+    with atomic_open(out.with_suffix(".csv")) as fh:
+        summary_frame(stats).to_csv(fh, index=False, lineterminator="\n")
+    with atomic_open(out.with_suffix(".md")) as fh:
+        fh.write(to_markdown(stats, iou, scale=params.scale))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = params_parser("Build the dataset statistics table (csv and md).")
+    p.add_argument("--stats", required=True, help="folder of per-dataset stats (results/datasets)")
+    p.add_argument("--iou", default="", help="the GrabCut-vs-ground-truth metrics JSON")
+    p.add_argument("--out", required=True, help="output path without suffix (results/tables/datasets)")
+    return p
+
+
+if __name__ == "__main__":
+    run_stage(parser(), main)
