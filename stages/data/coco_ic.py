@@ -30,11 +30,11 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from stages.data.processed import ProcessedSplit
 from stages.data.readers import CocoSplit, read_coco
 from stages.utils.errors import ConfigError, DataError
+from stages.utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +365,7 @@ def _process_part(
     for a in anns:
         by_image[a.image_id].append(a)
     todo = [i for i in part.image_ids if any(a.id in eligible for a in by_image[i])]
-    for image_id in tqdm(todo, desc=f"{cfg.name} {part.name}", unit="img", disable=not progress):
+    for image_id in progress_bar(todo, desc=f"{cfg.name} {part.name}", unit="img", enabled=progress):
         image = part.source.load_image(image_id)
         part.images_decoded += 1
         group = by_image[image_id]

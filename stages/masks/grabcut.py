@@ -33,7 +33,8 @@ from typing import Literal, TypeVar, get_args
 
 import cv2
 import numpy as np
-from tqdm import tqdm
+
+from stages.utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +370,7 @@ def masks_parallel(
     workers = default_workers() if workers is None else max(1, int(workers))
     workers = min(workers, max(1, n))
     start = time.perf_counter()
-    bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, mininterval=1.0)
+    bar = progress_bar(None, total=n, desc=desc, unit="img", enabled=progress)
     results: list[R] = []
     if workers == 1:
         for x in items:

@@ -63,3 +63,13 @@ def evaluation_pairs_pattern():
 
 def resources_of(kind, key, default):
     return config.get("resources", {}).get(kind, {}).get(key, default)
+
+
+def lat_table_inputs(wildcards):
+    spec = config["tables"]["lat"]
+    return [
+        f"results/evals/{model}/{attack}.json"
+        for roles in spec["datasets"].values()
+        for model in roles.values()
+        for attack in spec["inputs"].values()
+    ]

@@ -1,16 +1,6 @@
 # Tables with the papers' numbers beside ours.
 
 
-def lat_table_inputs(wildcards):
-    spec = config["tables"]["lat"]
-    return [
-        f"results/evals/{model}/{attack}.json"
-        for roles in spec["datasets"].values()
-        for model in roles.values()
-        for attack in spec["inputs"].values()
-    ]
-
-
 rule lat_table:
     input:
         lat_table_inputs,
