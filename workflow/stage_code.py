@@ -35,7 +35,7 @@ STAGE_CODE: dict[str, list[str]] = {
         "stages/masks/regions.py",
         "stages/data/processed.py",
     ],
-    "lat_table": ["stages/lat_table.py", "stages/report/lat_table.py"],
+    "lat_table": ["stages/lat_table.py", "stages/report/lat_table.py", "stages/report/markdown.py"],
     "grabcut_vs_ground_truth": [
         "stages/grabcut_vs_ground_truth.py",
         "stages/masks/grabcut.py",
@@ -43,7 +43,9 @@ STAGE_CODE: dict[str, list[str]] = {
         "stages/data/builders.py",
         "stages/data/processed.py",
     ],
-    "dataset_table": ["stages/dataset_table.py", "stages/report/dataset_table.py"],
+    "dataset_table": [
+        "stages/dataset_table.py", "stages/report/dataset_table.py", "stages/report/markdown.py",
+    ],
 }
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from stages.report.markdown import markdown_table
+
 # Vaishnavi et al., Table 1: MS-COCO-IC images per class (train, test).
 PAPER_COCO_IC_COUNTS: dict[str, tuple[int, int]] = {
     "chair": (21674, 11077),
@@ -106,14 +108,14 @@ def to_markdown(stats: dict[str, dict[str, Any]], iou: dict[str, Any] | None, *,
         "GTSRB-IC), the dual-perturbation paper (Segment-6), Wang et al. (CIFAR-10 GrabCut). "
         "`–`: not reported / not applicable.",
         "",
-        summary_frame(stats).to_markdown(index=False, missingval="–"),
+        markdown_table(summary_frame(stats)),
         "",
     ]
     if "coco_ic" in stats:
         lines += [
             "## MS-COCO-IC classes (paper: Vaishnavi et al., Table 1)",
             "",
-            coco_ic_class_frame(stats["coco_ic"]).to_markdown(index=False, missingval="–"),
+            markdown_table(coco_ic_class_frame(stats["coco_ic"])),
             "",
         ]
     if "segment6" in stats:
@@ -143,7 +145,8 @@ def to_markdown(stats: dict[str, dict[str, Any]], iou: dict[str, Any] | None, *,
             f"{overall['mean_iou']:.3f} (median {overall['median_iou']:.3f}); the centred rectangle "
             f"alone: {overall['rect_mean_iou']:.3f}.",
             "",
-            per_class.to_markdown(index=False, missingval="–"),
+            markdown_table(per_class),
             "",
         ]
     return "\n".join(lines)
+

@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from stages.report.markdown import markdown_table
+
 # Rothberg et al. 2019, Figure 2: cross-entropy of each model (natural / standard / background)
 # on natural inputs (scaled x1000 for MNIST, x100 for CIFAR-10), standard-attack and
 # background-attack inputs. The CIFAR-10 rows are unreadable in the published text.
@@ -101,7 +103,7 @@ def to_markdown(table: LatTable, *, scale: str) -> str:
         lines += [
             f"## {dataset}",
             "",
-            frame.drop(columns=["dataset"]).to_markdown(index=False, missingval="–"),
+            markdown_table(frame.drop(columns=["dataset"])),
             "",
         ]
     lines += [
@@ -111,3 +113,4 @@ def to_markdown(table: LatTable, *, scale: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
