@@ -53,14 +53,6 @@ def evaluation_outputs():
     return [f"results/evals/{m}/{a}.json" for m, a in PARAMS.evaluations()]
 
 
-def evaluation_pairs_pattern():
-    # Constrain wildcards to the evaluations params.yaml asks for: a pair that does not fit
-    # (e.g. an unknown attack) is then no job at all rather than a failing one.
-    models = "|".join(config["models"])
-    attacks = "|".join(config["attacks"])
-    return models, attacks
-
-
 def resources_of(kind, key, default):
     return config.get("resources", {}).get(kind, {}).get(key, default)
 
