@@ -67,3 +67,13 @@ def test_claims_fail_when_the_numbers_say_so() -> None:
     assert "does NOT hold" in table.claims[1]
     md = to_markdown(table, scale="tiny")
     assert "## cifar10" in md and "Scale: **tiny**" in md
+
+
+def test_missing_numbers_show_as_a_dash() -> None:
+    import pandas as pd
+
+    from stages.report.markdown import MISSING, markdown_table
+
+    md = markdown_table(pd.DataFrame({"a": [1.5, float("nan")], "b": [None, "x"]}))
+    assert "nan" not in md and "None" not in md
+    assert md.count(MISSING) == 2

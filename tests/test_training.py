@@ -143,3 +143,18 @@ def test_lat_training_examples_leave_the_centre_box_untouched(tmp_path: Path, mo
         assert torch.equal(x[..., box, box], x_adv[..., box, box])
         assert (x_adv - x).abs().max() <= 0.3 + 1e-6
         assert not torch.equal(x, x_adv)
+
+
+def test_eps_ramp_grows_the_training_attack_linearly_then_holds(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from stages.training.trainer import ramped_attack
+
+    ramped = replace(spec(LAT_ATTACK), training=replace(spec().training, eps_ramp_epochs=1))
+    steps_per_epoch = 4
+    eps = [ramped_attack(ramped, s, steps_per_epoch).eps for s in range(6)]
+    assert eps[:4] == pytest.approx([0.075, 0.15, 0.225, 0.3])
+    assert eps[4:] == [LAT_ATTACK.eps, LAT_ATTACK.eps]
+    step = ramped_attack(ramped, 1, steps_per_epoch).step_size
+    assert step == pytest.approx(LAT_ATTACK.step_size * 0.5)
+    assert ramped_attack(spec(LAT_ATTACK), 0, steps_per_epoch) is LAT_ATTACK  # no ramp: unchanged
