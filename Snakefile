@@ -18,4 +18,5 @@ rule all:
         expand("results/models/{model}/metrics.json", model=config["models"]),
         evaluation_outputs(),
         "results/tables/lat.md",
+        "results/tables/attention_masks.md",
         "results/tables/datasets.md",

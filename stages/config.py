@@ -11,12 +11,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jsonschema
 import yaml
 
 from stages.utils.errors import ConfigError
+
+if TYPE_CHECKING:
+    from stages.models.registry import ArchSpec
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "params.schema.yaml"
 SCALES = ("tiny", "reduced", "paper")
@@ -89,6 +92,8 @@ def _check_references(params: dict[str, Any], source: str) -> None:
             problems.append(f"models.{name}.training: unknown training recipe {model['training']!r}")
         if model["train_attack"] not in params["attacks"]:
             problems.append(f"models.{name}.train_attack: unknown attack {model['train_attack']!r}")
+        if model["arch"] not in params["architectures"]:
+            problems.append(f"models.{name}.arch: unknown architecture {model['arch']!r}")
     for group, spec in params["evaluation"]["groups"].items():
         if spec["dataset"] not in params["datasets"]:
             problems.append(f"evaluation.groups.{group}.dataset: unknown dataset {spec['dataset']!r}")
@@ -112,14 +117,17 @@ def _check_references(params: dict[str, Any], source: str) -> None:
         for g in params["evaluation"]["groups"].values()
         for pair in ((m, a) for m in g["models"] for a in g["attacks"])
     }
-    lat = params["tables"].get("lat")
-    if lat:
-        for ds, roles in lat["datasets"].items():
+    # Tables laid out as datasets -> {role: model} x inputs -> {column: attack}.
+    for table, spec in params["tables"].items():
+        for ds, roles in spec["datasets"].items():
             for role, model in roles.items():
-                for column, attack in lat["inputs"].items():
+                if model not in params["models"]:
+                    problems.append(f"tables.{table}.datasets.{ds}.{role}: unknown model {model!r}")
+                    continue
+                for column, attack in spec["inputs"].items():
                     if (model, attack) not in evaluated:
                         problems.append(
-                            f"tables.lat.datasets.{ds}.{role}: model {model!r} is not evaluated "
+                            f"tables.{table}.datasets.{ds}.{role}: model {model!r} is not evaluated "
                             f"under {column} attack {attack!r}; add both to one evaluation.groups entry"
                         )
     if problems:
@@ -158,6 +166,16 @@ class AttackSpec:
 
 
 @dataclass(frozen=True)
+class AugmentSpec:
+    """Random crops after zero padding and horizontal flips, applied alike to an image and its
+    foreground mask. None of the four papers states its augmentation; these are the usual
+    32x32 ones (4-pixel crops and flips, e.g. Madry et al. 2018's CIFAR-10 training)."""
+
+    crop_padding: int = 0
+    horizontal_flip: bool = False
+
+
+@dataclass(frozen=True)
 class TrainingSpec:
     name: str
     optimizer: Literal["adam", "sgd"]
@@ -167,6 +185,8 @@ class TrainingSpec:
     momentum: float = 0.9
     weight_decay: float = 0.0
     eps_ramp_epochs: int = 0
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    augment: AugmentSpec = AugmentSpec()
 
 
 @dataclass(frozen=True)
@@ -183,13 +203,19 @@ class DatasetSpec:
         return bool(self.builder.has_masks(self.options))
 
 
+ModelInput = Literal["natural", "foreground"]
+"""What a model sees: ``natural`` images x, or ``foreground`` images x∘F (background zeroed,
+Vaishnavi et al.'s X_FG models), at training and test time alike."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     dataset: DatasetSpec
-    arch: str
+    arch: ArchSpec
     training: TrainingSpec
     train_attack: AttackSpec
+    input: ModelInput = "natural"
 
     @property
     def adversarial(self) -> bool:
@@ -229,7 +255,15 @@ class Params:
         return AttackSpec(name=name, **self._entry("attacks", name))
 
     def training(self, name: str) -> TrainingSpec:
-        return TrainingSpec(name=name, **self._entry("training", name))
+        entry = self._entry("training", name)
+        augment = AugmentSpec(**entry.pop("augment", {}))
+        return TrainingSpec(name=name, augment=augment, **entry)
+
+    def architecture(self, name: str) -> ArchSpec:
+        from stages.models.registry import make_arch  # torch: only when a model is needed
+
+        entry = self._entry("architectures", name)
+        return make_arch(name, entry["family"], entry.get("options", {}), f"architectures.{name}")
 
     def dataset(self, name: str) -> DatasetSpec:
         from stages.data.builders import get_builder, make_config
@@ -269,13 +303,20 @@ class Params:
 
     def model(self, name: str) -> ModelSpec:
         entry = self._entry("models", name)
-        return ModelSpec(
+        spec = ModelSpec(
             name=name,
             dataset=self.dataset(entry["dataset"]),
-            arch=entry["arch"],
+            arch=self.architecture(entry["arch"]),
             training=self.training(entry["training"]),
             train_attack=self.attack(entry["train_attack"]),
+            input=entry.get("input", "natural"),
         )
+        if spec.input == "foreground" and not spec.dataset.has_masks:
+            raise ConfigError(
+                f"models.{name}.input: 'foreground' feeds x∘F, but dataset {spec.dataset.name!r} has no "
+                f"foreground masks; use a masked dataset or input: natural"
+            )
+        return spec
 
     @property
     def eval_batch_size(self) -> int:

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from stages.config import Params
-from stages.data.processed import load_split
+from stages.data.processed import load_split, require_images
 from stages.evaluation.robustness import evaluate
 from stages.models.checkpoint import load_trained
 from stages.utils.cli import params_parser, run_stage
@@ -26,7 +26,7 @@ def main(args: argparse.Namespace) -> None:
     params = Params.load(args.params, args.scale)
     spec = params.model(args.model)
     attack = params.attack(args.attack)
-    split = load_split(args.data).head(spec.dataset.test_samples)
+    split = require_images(load_split(args.data).head(spec.dataset.test_samples), args.data, "evaluate on")
     device = select_device(params.device)
     seed_everything(params.seed)
     model = load_trained(args.weights, device)
@@ -38,6 +38,7 @@ def main(args: argparse.Namespace) -> None:
         batch_size=params.eval_batch_size,
         seed=params.seed,
         device=device,
+        model_input=spec.input,
         progress=not args.no_progress,
     )
     out = Path(args.out)

@@ -8,31 +8,25 @@ Writes ``lat.csv`` and ``lat.md``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from stages.config import Params
+from stages.report.evals import load_evals
 from stages.report.lat_table import build_lat_table, to_markdown
 from stages.utils.cli import params_parser, run_stage
-from stages.utils.errors import DataError
 from stages.utils.io import atomic_open
-
-
-def eval_path(evals_dir: Path, model: str, attack: str) -> Path:
-    return evals_dir / model / f"{attack}.json"
 
 
 def main(args: argparse.Namespace) -> None:
     params = Params.load(args.params, args.scale)
     spec = params.raw["tables"]["lat"]
-    evals: dict[tuple[str, str], dict] = {}
-    for roles in spec["datasets"].values():
-        for model in roles.values():
-            for attack in spec["inputs"].values():
-                path = eval_path(Path(args.evals), model, attack)
-                if not path.is_file():
-                    raise DataError(f"{path}: evaluation missing; run the evaluate stage for it")
-                evals[(model, attack)] = json.loads(path.read_text())
+    pairs = [
+        (model, attack)
+        for roles in spec["datasets"].values()
+        for model in roles.values()
+        for attack in spec["inputs"].values()
+    ]
+    evals = load_evals(Path(args.evals), pairs)
     table = build_lat_table(evals, spec["datasets"], spec["inputs"])
     out = Path(args.out)
     with atomic_open(out.with_suffix(".csv")) as fh:

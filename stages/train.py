@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from stages.config import Params, digest
-from stages.data.processed import load_split
+from stages.data.processed import load_split, require_images
+from stages.models.registry import arch_record
 from stages.training.trainer import train
 from stages.utils.cli import params_parser, run_stage
 from stages.utils.errors import DataError
@@ -38,7 +39,7 @@ def main(args: argparse.Namespace) -> None:
             f"{args.data}: holds dataset {split.meta.get('dataset')!r}, "
             f"but model {spec.name} trains on {spec.dataset.name!r}"
         )
-    split = split.head(spec.dataset.train_samples)
+    split = require_images(split.head(spec.dataset.train_samples), args.data, f"train {spec.name} on")
     device = select_device(params.device)
     seed_everything(params.seed)
     log.info("%s: %d training images on %s, scale %s", spec.name, len(split), device, params.scale)
@@ -55,7 +56,8 @@ def main(args: argparse.Namespace) -> None:
     with atomic_path(out / "model.pt") as tmp:
         torch.save(
             {
-                "arch": spec.arch,
+                "arch": arch_record(spec.arch),
+                "input": spec.input,
                 "state_dict": {k: v.cpu() for k, v in outcome.model.state_dict().items()},
                 "input_shape": list(split.images.shape[1:]),
                 "num_classes": int(split.meta.get("num_classes", int(split.labels.max()) + 1)),

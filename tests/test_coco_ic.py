@@ -272,7 +272,7 @@ def test_deterministic_and_consistent(synthetic_mirror: Path) -> None:
 
 
 def test_train_holdout_splits_whole_images(tmp_path: Path) -> None:
-    root = write_synthetic_mirror(tmp_path, n_train=300, n_test=20, datasets=("coco",)) / "coco"
+    root = write_synthetic_mirror(tmp_path, n_train=90, n_test=9, datasets=("coco",)) / "coco"
     splits, stats = build(root, test_split="train_holdout", test_fraction=0.4)
     images = {k: {s.split("/")[1] for s in v.ids} for k, v in splits.items()}
     assert images["train"] and images["test"] and not images["train"] & images["test"]

@@ -12,6 +12,7 @@ import torch
 
 from stages.config import AttackSpec, DatasetSpec, ModelSpec, TrainingSpec
 from stages.data.processed import ProcessedSplit
+from stages.models.registry import make_arch
 from stages.training import trainer
 from stages.training.trainer import TrainingDiverged, train
 
@@ -50,7 +51,7 @@ def spec(attack: AttackSpec = NATURAL, epochs: int = 3) -> ModelSpec:
     return ModelSpec(
         name="toy",
         dataset=DatasetSpec(name="toy", source="mnist", train_samples=None, test_samples=None),
-        arch="lat_cnn",
+        arch=make_arch("lat_cnn", "lat_cnn", {}, "test"),
         training=TrainingSpec(name="toy", optimizer="adam", lr=1e-3, batch_size=16, epochs=epochs),
         train_attack=attack,
     )
@@ -130,8 +131,8 @@ def test_lat_training_examples_leave_the_centre_box_untouched(tmp_path: Path, mo
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     original = trainer.perturb
 
-    def record(model, x, y, masks, attack, box_fraction, gen):
-        x_adv = original(model, x, y, masks, attack, box_fraction, gen)
+    def record(model, x, y, masks, attack, box_fraction, gen, **kwargs):
+        x_adv = original(model, x, y, masks, attack, box_fraction, gen, **kwargs)
         seen.append((x.clone(), x_adv.clone()))
         return x_adv
 

@@ -35,7 +35,18 @@ STAGE_CODE: dict[str, list[str]] = {
         "stages/masks/regions.py",
         "stages/data/processed.py",
     ],
-    "lat_table": ["stages/lat_table.py", "stages/report/lat_table.py", "stages/report/markdown.py"],
+    "lat_table": [
+        "stages/lat_table.py",
+        "stages/report/lat_table.py",
+        "stages/report/evals.py",
+        "stages/report/markdown.py",
+    ],
+    "attention_table": [
+        "stages/attention_table.py",
+        "stages/report/attention_table.py",
+        "stages/report/evals.py",
+        "stages/report/markdown.py",
+    ],
     "grabcut_vs_ground_truth": [
         "stages/grabcut_vs_ground_truth.py",
         "stages/masks/grabcut.py",
@@ -44,7 +55,9 @@ STAGE_CODE: dict[str, list[str]] = {
         "stages/data/processed.py",
     ],
     "dataset_table": [
-        "stages/dataset_table.py", "stages/report/dataset_table.py", "stages/report/markdown.py",
+        "stages/dataset_table.py",
+        "stages/report/dataset_table.py",
+        "stages/report/markdown.py",
     ],
 }
 

@@ -7,10 +7,7 @@ lazily so that validating params.yaml does not pull in OpenCV or pycocotools.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +15,7 @@ from typing import Any
 
 from stages.data.processed import ProcessedSplit
 from stages.utils.errors import ConfigError
+from stages.utils.options import dataclass_from_dict
 
 BuildResult = tuple[dict[str, ProcessedSplit], dict[str, Any]]
 
@@ -74,42 +72,6 @@ def config_class(builder: Builder) -> type:
 def make_config(builder: Builder, options: dict[str, Any], where: str) -> Any:
     """The builder's options dataclass from params (unknown keys are errors naming the key)."""
     return dataclass_from_dict(config_class(builder), options, where)
-
-
-def dataclass_from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of options, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(fields))})"
-        )
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        hint = hints[key]
-        nested = _dataclass_in(hint)
-        if nested is not None and isinstance(value, dict):
-            kwargs[key] = dataclass_from_dict(nested, value, f"{where}.{key}")
-        elif isinstance(value, list):
-            kwargs[key] = tuple(value)
-        else:
-            kwargs[key] = value
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def _dataclass_in(hint: Any) -> type | None:
-    if dataclasses.is_dataclass(hint):
-        return hint  # type: ignore[return-value]
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        for arg in typing.get_args(hint):
-            if dataclasses.is_dataclass(arg):
-                return arg  # type: ignore[return-value]
-    return None
 
 
 def build(builder: Builder, raw_root: Path, cfg: Any, *, progress: bool) -> BuildResult:

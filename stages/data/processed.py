@@ -67,6 +67,17 @@ class ProcessedSplit:
         return x, y, m
 
 
+def require_images(split: ProcessedSplit, path: str | Path, purpose: str) -> ProcessedSplit:
+    """``split`` itself, or a DataError naming ``path`` when it holds no image to ``purpose``."""
+    if len(split) == 0:
+        raise DataError(
+            f"{path}: holds no images to {purpose}; the dataset's statistics "
+            f"(results/datasets/<dataset>.json) say what the builder dropped and why. Use a mirror "
+            f"with more images or other builder options in params.yaml"
+        )
+    return split
+
+
 def save_split(path: str | Path, split: ProcessedSplit) -> None:
     arrays: dict[str, np.ndarray] = {
         "images": np.ascontiguousarray(split.images),

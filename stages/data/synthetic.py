@@ -74,6 +74,9 @@ COCO_CATEGORIES: tuple[tuple[int, str, str], ...] = (
 
 # Categories the synthetic COCO images contain (person first: it also gets the crowd region).
 COCO_SYNTHETIC_CATEGORIES = (1, 3, 62, 44, 17, 18, 16, 7, 70, 85)
+# COCO images hold one or two objects each; a third as many images as MNIST/CIFAR-10 have still
+# leaves every class a few object crops in both splits for the tiny end-to-end runs.
+COCO_IMAGES_DIVISOR = 3
 
 
 def write_synthetic_mirror(
@@ -90,7 +93,7 @@ def write_synthetic_mirror(
     ``n_train``/``n_test`` are images per split for MNIST and CIFAR-10 (CIFAR's train is spread
     over the five batches). GTSRB has ``gtsrb_classes`` classes, each with at least two tracks
     of two images (so track hold-out can be tested) and ``ceil(n/classes)`` images in total;
-    COCO has ``max(3, n // 10)`` images per split. Returns ``root``.
+    COCO has ``max(3, n // COCO_IMAGES_DIVISOR)`` images per split. Returns ``root``.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -363,8 +366,8 @@ def _write_coco(folder: Path, rng: np.random.Generator, n_train: int, n_test: in
     ann_dir.mkdir(parents=True, exist_ok=True)
     ann_id = 1
     for split, n, first_id in (
-        ("train2017", max(3, n_train // 10), 1),
-        ("val2017", max(3, n_test // 10), 100_001),
+        ("train2017", max(3, n_train // COCO_IMAGES_DIVISOR), 1),
+        ("val2017", max(3, n_test // COCO_IMAGES_DIVISOR), 100_001),
     ):
         img_dir = folder / split
         img_dir.mkdir(parents=True, exist_ok=True)

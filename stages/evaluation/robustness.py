@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from stages.attacks.spec import perturb
 from stages.config import AttackSpec
 from stages.data.processed import ProcessedSplit
+from stages.models.inputs import model_view
 from stages.utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -31,11 +32,14 @@ def evaluate(
     batch_size: int,
     seed: int,
     device: torch.device,
+    model_input: str = "natural",
     progress: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (metrics, throughput) of ``model`` on ``split`` under ``attack``.
 
-    The metrics are deterministic for a fixed seed and device; throughput is timing only.
+    ``model_input`` is what the model sees (see :mod:`stages.models.inputs`): a foreground
+    model is shown x∘F and attacked on its foreground only. The metrics are deterministic for
+    a fixed seed and device; throughput is timing only.
     """
     model.eval()
     x_all, y_all, m_all = split.tensors()
@@ -49,7 +53,8 @@ def evaluate(
         x = x_all[start : start + batch_size].to(device)
         y = y_all[start : start + batch_size].to(device)
         masks = None if m_all is None else m_all[start : start + batch_size].to(device)
-        x_adv, losses = _worst_of_restarts(model, x, y, masks, attack, box_fraction, gen)
+        x = model_view(x, masks, model_input)
+        x_adv, losses = _worst_of_restarts(model, x, y, masks, attack, box_fraction, gen, model_input)
         with torch.no_grad():
             logits = model(x_adv)
         delta = (x_adv - x).flatten(1)
@@ -60,6 +65,9 @@ def evaluate(
     seconds = time.perf_counter() - started
     metrics = {
         "attack": attack.name,
+        "model_input": model_input,
+        "effective_region": _effective_region(attack, model_input),
+        "restarts": attack.restarts if attack.kind != "none" else 1,
         "samples": n,
         "accuracy": correct / n,
         "loss": loss_sum / n,
@@ -78,6 +86,15 @@ def evaluate(
     return metrics, throughput
 
 
+def _effective_region(attack: AttackSpec, model_input: str) -> str | None:
+    """The pixels the attack could change, in words (see stages.attacks.spec.attack_region)."""
+    if attack.kind == "none":
+        return None
+    if model_input == "foreground" and attack.region != "foreground":
+        return f"{attack.region} & foreground"
+    return attack.region
+
+
 def _worst_of_restarts(
     model: nn.Module,
     x: torch.Tensor,
@@ -86,10 +103,11 @@ def _worst_of_restarts(
     attack: AttackSpec,
     box_fraction: float,
     gen: torch.Generator,
+    model_input: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     best_x, best_loss = x, None
     for _ in range(attack.restarts if attack.kind != "none" else 1):
-        x_adv = perturb(model, x, y, masks, attack, box_fraction, gen)
+        x_adv = perturb(model, x, y, masks, attack, box_fraction, gen, model_input=model_input)
         with torch.no_grad():
             loss = F.cross_entropy(model(x_adv), y, reduction="none")
         if best_loss is None:

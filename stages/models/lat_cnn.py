@@ -6,22 +6,26 @@ max pooling, and 1024 hidden units (Madry et al. 2018, §5 / their mnist_challen
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 
+@dataclass(frozen=True)
+class LatCnnConfig:
+    conv_channels: tuple[int, int] = (32, 64)
+    kernel_size: int = 5
+    hidden: int = 1024
+
+
 class LatCNN(nn.Module):
     def __init__(
-        self,
-        in_channels: int,
-        image_size: int,
-        num_classes: int,
-        conv_channels: tuple[int, int] = (32, 64),
-        kernel_size: int = 5,
-        hidden: int = 1024,
+        self, in_channels: int, image_size: int, num_classes: int, config: LatCnnConfig = LatCnnConfig()
     ) -> None:
         super().__init__()
-        c1, c2 = conv_channels
+        c1, c2 = config.conv_channels
+        kernel_size, hidden = config.kernel_size, config.hidden
         pad = kernel_size // 2
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, c1, kernel_size, padding=pad),

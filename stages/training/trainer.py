@@ -23,7 +23,9 @@ from torch.nn import functional as F
 from stages.attacks.spec import perturb
 from stages.config import AttackSpec, ModelSpec, TrainingSpec, digest
 from stages.data.processed import ProcessedSplit
+from stages.models.inputs import model_view
 from stages.models.registry import build_model
+from stages.training.augment import augment_batch
 from stages.utils.errors import BackdropError
 from stages.utils.io import atomic_path
 from stages.utils.progress import progress as progress_bar
@@ -76,6 +78,15 @@ def make_optimizer(model: nn.Module, spec: TrainingSpec) -> torch.optim.Optimize
     return torch.optim.SGD(
         model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay
     )
+
+
+def learning_rate(spec: TrainingSpec, global_step: int, total_steps: int) -> float:
+    """The learning rate at ``global_step``: constant, or cosine-annealed from ``lr`` to 0 over
+    the whole run (Loshchilov & Hutter 2017, SGDR without restarts). A function of the step
+    alone, so a resumed run follows the same schedule with no scheduler state to restore."""
+    if spec.lr_schedule == "constant":
+        return spec.lr
+    return 0.5 * spec.lr * (1.0 + math.cos(math.pi * global_step / max(total_steps, 1)))
 
 
 def ramped_attack(spec: ModelSpec, global_step: int, steps_per_epoch: int) -> AttackSpec:
@@ -141,6 +152,7 @@ def train(
     batch_size = spec.training.batch_size
     n = len(split)
     steps_per_epoch = math.ceil(n / batch_size)
+    total_steps = steps_per_epoch * spec.training.epochs
 
     for epoch in range(start_epoch, spec.training.epochs):
         gen = _epoch_generator(seed, epoch, device)
@@ -156,11 +168,16 @@ def train(
         for step in bar:
             idx = order[step * batch_size : (step + 1) * batch_size]
             x, y = x_all[idx], y_all[idx]
+            masks = None if m_all is None else m_all[idx]
+            x, masks = augment_batch(x, masks, spec.training.augment, gen)
+            x = model_view(x, masks, spec.input)
+            global_step = epoch * steps_per_epoch + step
             if spec.adversarial:
-                masks = None if m_all is None else m_all[idx]
-                attack = ramped_attack(spec, epoch * steps_per_epoch + step, steps_per_epoch)
+                attack = ramped_attack(spec, global_step, steps_per_epoch)
                 model.eval()
-                x = perturb(model, x, y, masks, attack, box_fraction, gen)
+                x = perturb(model, x, y, masks, attack, box_fraction, gen, model_input=spec.input)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(spec.training, global_step, total_steps)
             model.train()
             logits = model(x)
             loss = F.cross_entropy(logits, y)

@@ -57,8 +57,9 @@ def resources_of(kind, key, default):
     return config.get("resources", {}).get(kind, {}).get(key, default)
 
 
-def lat_table_inputs(wildcards):
-    spec = config["tables"]["lat"]
+def table_inputs(table):
+    """The evaluations a table reads: every model of its datasets under every input attack."""
+    spec = config["tables"][table]
     return [
         f"results/evals/{model}/{attack}.json"
         for roles in spec["datasets"].values()

@@ -3,7 +3,7 @@
 
 rule lat_table:
     input:
-        lat_table_inputs,
+        table_inputs("lat"),
     output:
         csv="results/tables/lat.csv",
         md="results/tables/lat.md",
@@ -27,3 +27,17 @@ rule dataset_table:
     shell:
         "python -m stages.dataset_table --params params.yaml --scale {SCALE} --stats results/datasets"
         " --iou {input.iou} --out results/tables/datasets"
+
+
+rule attention_table:
+    input:
+        table_inputs("attention_masks"),
+    output:
+        csv="results/tables/attention_masks.csv",
+        md="results/tables/attention_masks.md",
+    params:
+        spec=config["tables"]["attention_masks"],
+        code=code("attention_table"),
+    shell:
+        "python -m stages.attention_table --params params.yaml --scale {SCALE} --evals results/evals"
+        " --out results/tables/attention_masks"
