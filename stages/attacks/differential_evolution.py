@@ -1,0 +1,643 @@
+"""Black-box few-pixel attack by differential evolution (DE), restricted to a region.
+
+Wang et al., *Analyzing Adversarial Robustness of Deep Neural Networks in Pixel Space: a
+Semantic Perspective* (after Su et al.'s one-pixel attack) change k = 1, 3 or 5 pixels of an
+image, each pixel anywhere in a region (the whole image, its foreground or its background),
+and search the pixels and their colours with DE using only the model's output probabilities.
+
+Encoding. A candidate is k genes of (1 + C) numbers in [0, 1]: a *position* and C colour
+values. The position is read as an index into the image's own list of region pixels (row-major
+order), ``floor(u * n_region)``, so every candidate lies in the region by construction and
+the search space is exactly the region. (Wang et al. ran DE over the whole image and
+composited the result with the clean image outside the region, §III-D, which wastes every
+candidate that lands outside; they name searching the region itself as future work. On the
+full region the index encoding is the paper's (x, y) encoding with the two coordinates fused.)
+The k indices of a candidate are made distinct by a deterministic repair (see
+:func:`_distinct_indices`), so exactly k pixels are written. Colours map [0, 1] onto the
+model's input range; by default they are rounded to the 256 levels of 8-bit images, the
+paper's "real number between 0 and 255" per channel of images stored as bytes.
+
+DE settings (:class:`DEConfig`) are the paper's §IV-B: population 400, at most 100
+generations, Latin-hypercube initialisation, mutation factor F ~ U[0.5, 1) drawn every
+generation ("dithering"), binomial crossover, early stop per image when the label changes
+(untargeted) or equals the target (targeted). The fitness is the true-class probability
+(minimised) or the target-class probability (maximised). The paper's wording on dithering is
+scipy's ``differential_evolution`` documentation verbatim and every stated setting is one of
+that function's defaults, so the unstated ones are taken from the same defaults: strategy
+``best1bin`` and crossover rate (``recombination``) 0.7. Eq. (11) of the paper prints the
+textbook rand/1 mutation instead; ``strategy="rand1"`` gives it.
+
+Batching. All images and their whole populations are evaluated together, one chunked forward
+pass (at most ``max_batch`` images per chunk) per generation, on whatever device the images
+are on. Images stop independently: a finished image leaves the compute. Selection is
+synchronous (all trials of a generation are made from the previous generation), which is
+the textbook DE of Storn & Price and scipy's ``updating="deferred"``; scipy's default
+"immediate" updating is inherently sequential.
+
+Determinism. Each image gets its own random stream, seeded from the caller's generator, so
+an image's search does not depend on which other images share the run (up to floating-point
+differences the model itself may show between batch compositions). Random numbers are drawn
+on the CPU, so a given seed gives the same candidates on every device.
+
+Caller's responsibilities, as for :mod:`stages.attacks.pgd`: put the model in the mode to be
+attacked (normally ``eval()``) and on the images' device. The attack needs only the model's
+outputs (logits; probabilities are their softmax) and never reads gradients.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+from torch import nn
+
+Strategy = Literal["best1", "rand1"]
+STRATEGIES: tuple[str, ...] = ("best1", "rand1")
+Init = Literal["latin_hypercube", "random"]
+INITS: tuple[str, ...] = ("latin_hypercube", "random")
+
+
+@dataclass(frozen=True)
+class DEConfig:
+    """Settings of the DE attack; defaults are Wang et al.'s (§IV-B) for CIFAR-10.
+
+    Attributes:
+        pixels: k, how many pixels change (the paper: 1, 3 or 5).
+        population: candidates per image (the paper: 400, the total population, as in Su et
+            al.'s one-pixel attack; not scipy's per-parameter multiplier).
+        max_generations: generations after the initial population (the paper: 100). An image
+            uses at most ``population * (max_generations + 1)`` model evaluations.
+        mutation: F is drawn from U[mutation[0], mutation[1]) once per generation (the paper:
+            [0.5, 1), "dithering"; scipy's default). Equal bounds give a constant F.
+        crossover_rate: CR of the binomial crossover. The paper includes binomial crossover but
+            states no CR; 0.7 is scipy's default ``recombination``, and the paper's other
+            settings are all scipy's defaults (see the module docstring). Su et al.'s
+            one-pixel attack used no crossover, i.e. CR = 1.
+        strategy: ``"best1"`` (scipy's default ``best1bin``: base vector = the population's
+            best) or ``"rand1"`` (the paper's Eq. (11): base vector = a random member).
+        init: ``"latin_hypercube"`` (the paper) or ``"random"`` (uniform).
+        targeted: maximise the target class's probability instead of minimising the true one's.
+        early_stop: stop an image as soon as one of its candidates succeeds (the paper).
+        value_range: (low, high) of the model's input pixels; colour genes map onto it.
+        color_levels: round colours to this many evenly spaced levels (256: 8-bit images, the
+            paper's 0..255); None keeps them continuous.
+        max_batch: most candidate images per forward pass (memory bound, not a result knob).
+    """
+
+    pixels: int = 1
+    population: int = 400
+    max_generations: int = 100
+    mutation: tuple[float, float] = (0.5, 1.0)
+    crossover_rate: float = 0.7
+    strategy: Strategy = "best1"
+    init: Init = "latin_hypercube"
+    targeted: bool = False
+    early_stop: bool = True
+    value_range: tuple[float, float] = (0.0, 1.0)
+    color_levels: int | None = 256
+    max_batch: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.pixels < 1:
+            raise ValueError(f"pixels must be >= 1, got {self.pixels}")
+        # rand1 needs three parents distinct from each other and from the candidate itself.
+        if self.population < 4:
+            raise ValueError(f"population must be >= 4, got {self.population}")
+        if self.max_generations < 0:
+            raise ValueError(f"max_generations must be >= 0, got {self.max_generations}")
+        lo, hi = self.mutation
+        if not 0.0 <= lo <= hi <= 2.0:
+            raise ValueError(f"mutation must be (low, high) with 0 <= low <= high <= 2, got {self.mutation}")
+        if not 0.0 <= self.crossover_rate <= 1.0:
+            raise ValueError(f"crossover_rate must be in [0, 1], got {self.crossover_rate}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; valid values are: {', '.join(STRATEGIES)}")
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; valid values are: {', '.join(INITS)}")
+        if not self.value_range[0] < self.value_range[1]:
+            raise ValueError(f"value_range must be (low, high) with low < high, got {self.value_range}")
+        if self.color_levels is not None and self.color_levels < 2:
+            raise ValueError(f"color_levels must be >= 2 or None, got {self.color_levels}")
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
+
+
+@dataclass
+class DEResult:
+    """Per-image outcome of :func:`differential_evolution_attack`; every tensor is on the CPU.
+
+    For a successful image the reported candidate is the best-fitness successful candidate of
+    the generation that succeeded; otherwise it is the final population's best member.
+
+    Attributes:
+        success: bool (N,): the label changed (untargeted) / became the target (targeted).
+        queries: int64 (N,): model evaluations spent on the image.
+        generations: int64 (N,): generations run after the initial population (0: the initial
+            population already succeeded).
+        confidence: float (N,): the fitness probability of the reported candidate: the true
+            class's (untargeted) or the target's (targeted).
+        adversarial_label: int64 (N,): the model's label for the reported candidate.
+        adversarial_confidence: float (N,): the probability of that label (the paper's
+            "Confidence" columns average it over successes).
+        pixel_coords: int64 (N, k, 2): (row, col) of the changed pixels.
+        pixel_values: float (N, k, C): their new values, in the model's input range.
+        adversarial: (N, C, H, W): the reported candidate image.
+        target: int64 (N,) for targeted runs, else None.
+        history: float (N, max_generations + 1) when requested: the best fitness probability
+            after each generation (column 0: initial population), NaN after the image stopped.
+    """
+
+    success: torch.Tensor
+    queries: torch.Tensor
+    generations: torch.Tensor
+    confidence: torch.Tensor
+    adversarial_label: torch.Tensor
+    adversarial_confidence: torch.Tensor
+    pixel_coords: torch.Tensor
+    pixel_values: torch.Tensor
+    adversarial: torch.Tensor
+    target: torch.Tensor | None = None
+    history: torch.Tensor | None = None
+
+
+# ------------------------------------------------------------------ encoding
+
+
+def _region_pixels(region: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's region pixels as flat indices, row-major, padded: ((N, max_n), counts (N,)).
+
+    Padding entries (beyond an image's count) are never selected, since decoded indices are
+    clamped below the image's count.
+    """
+    flat = region.reshape(region.shape[0], -1)
+    counts = flat.sum(dim=1)
+    short = (counts < k).nonzero().flatten().tolist()
+    if short:
+        shown = ", ".join(f"#{i} ({int(counts[i])} px)" for i in short[:5])
+        more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+        raise ValueError(
+            f"a {k}-pixel attack needs at least {k} region pixels per image; images {shown}{more} have fewer"
+        )
+    # A stable sort on "not in region" lists each image's region pixels first, in row-major order.
+    order = torch.argsort((~flat).to(torch.uint8), dim=1, stable=True)
+    return order[:, : int(counts.max())].contiguous(), counts
+
+
+def _distinct_indices(idx: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Make each row's k indices distinct: an index equal to an earlier one moves up by one
+    (cyclically, within 0..count-1) until it is free.
+
+    Deterministic and local (a clash moves to the next pixel in the region list, not to a
+    random one, so repaired candidates stay near what DE proposed). Gene j clashes with at
+    most j occupied values, so j trial moves suffice; a free value exists since count >= k.
+    """
+    idx = idx.clone()
+    n = counts.unsqueeze(1)
+    for j in range(1, idx.shape[1]):
+        col = idx[:, j : j + 1]
+        for _ in range(j):
+            clash = (col == idx[:, :j]).any(dim=1, keepdim=True)
+            col = torch.where(clash, (col + 1) % n, col)
+        idx[:, j : j + 1] = col
+    return idx
+
+
+@dataclass
+class _Decoded:
+    flat: torch.Tensor  # int64 (B, k): flat pixel index in H*W
+    values: torch.Tensor  # (B, k, C): new pixel values in the model's range
+
+
+def _decode(
+    genome: torch.Tensor,
+    owner: torch.Tensor,
+    pixels: torch.Tensor,
+    counts: torch.Tensor,
+    cfg: DEConfig,
+    channels: int,
+    dtype: torch.dtype,
+) -> _Decoded:
+    """Genomes (B, k * (1 + C)) in [0, 1] of images ``owner`` (B,) -> pixels and values."""
+    genes = genome.view(genome.shape[0], cfg.pixels, 1 + channels)
+    n = counts[owner].unsqueeze(1)
+    idx = torch.minimum((genes[:, :, 0] * n).floor().long(), n - 1)
+    idx = _distinct_indices(idx, counts[owner])
+    flat = pixels[owner.unsqueeze(1), idx]
+    colour = genes[:, :, 1:]
+    if cfg.color_levels is not None:
+        steps = cfg.color_levels - 1
+        colour = torch.round(colour * steps) / steps
+    lo, hi = cfg.value_range
+    return _Decoded(flat=flat, values=(lo + (hi - lo) * colour).to(dtype))
+
+
+def _apply(base: torch.Tensor, owner: torch.Tensor, decoded: _Decoded) -> torch.Tensor:
+    """Copies of ``base[owner]`` with the decoded pixels written in: (B, C, H, W)."""
+    out = base[owner]  # advanced indexing copies
+    b, c, h, w = out.shape
+    view = out.view(b, c, h * w)
+    rows = torch.arange(b, device=out.device).unsqueeze(1)
+    # Indices (B, k) around a slice: the indexed shape is (B, k, C), the values' layout.
+    view[rows, :, decoded.flat] = decoded.values
+    return out
+
+
+# ------------------------------------------------------------------ randomness
+
+
+def _initial_population(gen: torch.Generator, size: int, dim: int, init: Init) -> torch.Tensor:
+    """(size, dim) points in [0, 1).
+
+    Latin hypercube: each coordinate axis is cut into ``size`` equal strata and every stratum
+    holds exactly one point, a different random pairing per axis (McKay et al. 1979); the
+    paper uses it "to maximize coverage of the available parameter space".
+    """
+    jitter = torch.rand(size, dim, generator=gen)
+    if init == "random":
+        return jitter
+    strata = torch.argsort(torch.rand(dim, size, generator=gen), dim=1).T
+    return (strata + jitter) / size
+
+
+def _distinct_others(gen: torch.Generator, size: int, count: int) -> torch.Tensor:
+    """(size, count) indices: row i holds ``count`` members distinct from each other and from i.
+
+    Draw r uniformly among the size - 1 - t still-allowed values, then map it onto them by
+    stepping over the excluded values in ascending order.
+    """
+    excluded = [torch.arange(size)]
+    for t in range(count):
+        r = torch.randint(0, size - 1 - t, (size,), generator=gen)
+        for e in torch.stack(excluded, dim=1).sort(dim=1).values.unbind(dim=1):
+            r = r + (r >= e).long()
+        excluded.append(r)
+    return torch.stack(excluded[1:], dim=1)
+
+
+@dataclass
+class _Draws:
+    """One generation's random numbers for the alive images, stacked (M, ...)."""
+
+    f: torch.Tensor  # (M, 1, 1)
+    parents: torch.Tensor  # (M, P, 2 or 3)
+    crossover: torch.Tensor  # bool (M, P, D)
+    forced: torch.Tensor  # int64 (M, P): the gene always taken from the mutant
+    resample: torch.Tensor  # (M, P, D): fresh values for genes pushed out of [0, 1]
+
+
+def _draw(streams: list[torch.Generator], cfg: DEConfig, dim: int, device: torch.device) -> _Draws:
+    size = cfg.population
+    n_parents = 2 if cfg.strategy == "best1" else 3
+    lo, hi = cfg.mutation
+    f, parents, cross, forced, resample = [], [], [], [], []
+    for gen in streams:  # the order of draws within a stream is fixed: part of the seed contract
+        f.append(lo + (hi - lo) * torch.rand((), generator=gen))
+        parents.append(_distinct_others(gen, size, n_parents))
+        cross.append(torch.rand(size, dim, generator=gen) < cfg.crossover_rate)
+        forced.append(torch.randint(0, dim, (size,), generator=gen))
+        resample.append(torch.rand(size, dim, generator=gen))
+    return _Draws(
+        f=torch.stack(f).view(-1, 1, 1).to(device),
+        parents=torch.stack(parents).to(device),
+        crossover=torch.stack(cross).to(device),
+        forced=torch.stack(forced).to(device),
+        resample=torch.stack(resample).to(device),
+    )
+
+
+def _trials(pop: torch.Tensor, energy: torch.Tensor, d: _Draws, cfg: DEConfig) -> torch.Tensor:
+    """Mutation, binomial crossover and bound repair for every alive image: (M, P, D)."""
+    m, size, dim = pop.shape
+
+    def member(i: int) -> torch.Tensor:
+        return torch.gather(pop, 1, d.parents[:, :, i : i + 1].expand(m, size, dim))
+
+    if cfg.strategy == "best1":
+        best = energy.argmin(dim=1)
+        base = pop[torch.arange(m, device=pop.device), best].unsqueeze(1)
+        mutant = base + d.f * (member(0) - member(1))
+    else:
+        mutant = member(0) + d.f * (member(1) - member(2))
+    # Binomial crossover (Storn & Price 1997): each gene from the mutant with probability CR,
+    # and one random gene always, so a trial never equals its parent.
+    take = d.crossover.clone()
+    take.scatter_(2, d.forced.unsqueeze(2), True)
+    trial = torch.where(take, mutant, pop)
+    # Genes pushed outside [0, 1] are redrawn uniformly inside, as scipy does: clipping would
+    # pile candidates onto the boundary (the region list's last pixel, black or white colours).
+    outside = (trial < 0) | (trial > 1)
+    return torch.where(outside, d.resample, trial)
+
+
+# ------------------------------------------------------------------ evaluation
+
+
+@dataclass
+class _Scores:
+    """The model's verdict on candidates; all fields share one shape."""
+
+    energy: torch.Tensor  # minimised: p_true (untargeted) or -p_target (targeted)
+    label: torch.Tensor  # the model's label
+    label_prob: torch.Tensor  # its probability
+    success: torch.Tensor  # bool
+
+    def fields(self) -> tuple[torch.Tensor, ...]:
+        return (self.energy, self.label, self.label_prob, self.success)
+
+    def reshape(self, *shape: int) -> _Scores:
+        return _Scores(*(t.reshape(shape) for t in self.fields()))
+
+    def rows(self, keep: torch.Tensor) -> _Scores:
+        return _Scores(*(t[keep] for t in self.fields()))
+
+    def where(self, take: torch.Tensor, other: _Scores) -> _Scores:
+        """``other`` where ``take``, else self."""
+        return _Scores(*(torch.where(take, o, t) for t, o in zip(self.fields(), other.fields(), strict=True)))
+
+    def cat(self, other: _Scores) -> _Scores:
+        """Side by side along the population axis."""
+        return _Scores(
+            *(torch.cat([t, o], dim=1) for t, o in zip(self.fields(), other.fields(), strict=True))
+        )
+
+
+def _evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    owner: torch.Tensor,
+    genome: torch.Tensor,
+    goal: torch.Tensor,
+    pixels: torch.Tensor,
+    counts: torch.Tensor,
+    cfg: DEConfig,
+) -> _Scores:
+    """Score candidate genomes (B, D) of images ``owner`` (B,), ``max_batch`` at a time."""
+    energy, label, label_prob = [], [], []
+    channels = images.shape[1]
+    with torch.no_grad():
+        for start in range(0, genome.shape[0], cfg.max_batch):
+            part = slice(start, start + cfg.max_batch)
+            decoded = _decode(genome[part], owner[part], pixels, counts, cfg, channels, images.dtype)
+            probs = torch.softmax(model(_apply(images, owner[part], decoded)).float(), dim=1)
+            g = goal[owner[part]]
+            p_goal = probs.gather(1, g.unsqueeze(1)).squeeze(1)
+            energy.append(-p_goal if cfg.targeted else p_goal)
+            top_prob, top = probs.max(dim=1)
+            label.append(top)
+            label_prob.append(top_prob)
+    lab = torch.cat(label)
+    success = lab == goal[owner] if cfg.targeted else lab != goal[owner]
+    return _Scores(torch.cat(energy), lab, torch.cat(label_prob), success)
+
+
+# ------------------------------------------------------------------ the attack
+
+
+def differential_evolution_attack(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    region: torch.Tensor | None,
+    config: DEConfig | None = None,
+    *,
+    targets: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    record_history: bool = False,
+) -> DEResult:
+    """Few-pixel DE attack on every image at once (see the module docstring).
+
+    Args:
+        model: maps (B, C, H, W) images in ``config.value_range`` to logits (B, classes).
+        images: clean images (N, C, H, W). Not modified.
+        labels: int64 (N,): the true classes (untargeted fitness and success).
+        region: bool (N, 1, H, W), True where pixels may change (see
+            :mod:`stages.masks.regions`); None for the whole image.
+        config: DE settings; None for the paper's defaults (:class:`DEConfig`).
+        targets: int64 (N,), required iff ``config.targeted``; must differ from ``labels``.
+        generator: seeds the per-image random streams (CPU or CUDA); None uses torch's
+            global generator.
+        record_history: also return the best fitness per generation.
+
+    Raises:
+        ValueError: on inconsistent shapes, or a region with fewer than ``config.pixels`` pixels.
+    """
+    cfg = config or DEConfig()
+    if images.dim() != 4:
+        raise ValueError(f"expected images (N, C, H, W), got shape {tuple(images.shape)}")
+    n, channels, height, width = images.shape
+    device = images.device
+    if labels.shape != (n,):
+        raise ValueError(f"labels of shape {tuple(labels.shape)} do not match {n} images")
+    if region is None:
+        region = torch.ones(n, 1, height, width, dtype=torch.bool, device=device)
+    if region.dtype != torch.bool or tuple(region.shape) != (n, 1, height, width):
+        raise ValueError(
+            f"region must be bool of shape {(n, 1, height, width)}, got {region.dtype} {tuple(region.shape)}"
+        )
+    if cfg.targeted:
+        if targets is None or targets.shape != (n,):
+            raise ValueError("a targeted attack needs targets of shape (N,)")
+        if bool((targets.cpu() == labels.cpu()).any()):
+            raise ValueError("a target equals the image's label; a targeted attack needs another class")
+        goal = targets.to(device=device, dtype=torch.long)
+    else:
+        if targets is not None:
+            raise ValueError("targets given to an untargeted attack; set DEConfig(targeted=True)")
+        goal = labels.to(device=device, dtype=torch.long)
+
+    pixels, counts = _region_pixels(region.to(device), cfg.pixels)
+    images = images.detach()
+    size, dim = cfg.population, cfg.pixels * (1 + channels)
+    seed_device = generator.device if generator is not None else torch.device("cpu")
+    # One seed per image; any non-negative int64 is a valid torch seed.
+    seeds = torch.randint(0, torch.iinfo(torch.int64).max, (n,), generator=generator, device=seed_device)
+    seeds = seeds.tolist()
+    streams = [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+    # Outputs, filled as images finish.
+    out_genome = torch.zeros(n, dim, device=device)
+    out_energy = torch.zeros(n, device=device)
+    out_label = torch.zeros(n, dtype=torch.long, device=device)
+    out_label_prob = torch.zeros(n, device=device)
+    out_success = torch.zeros(n, dtype=torch.bool, device=device)
+    generations = torch.zeros(n, dtype=torch.long)
+    queries = torch.zeros(n, dtype=torch.long)
+    history = torch.full((n, cfg.max_generations + 1), math.nan) if record_history else None
+
+    # State of the alive images, compacted as images finish.
+    alive = torch.arange(n, device=device)
+    pop = torch.stack([_initial_population(g, size, dim, cfg.init) for g in streams]).to(device)
+
+    def evaluate(genomes: torch.Tensor) -> _Scores:
+        owner = alive.repeat_interleave(size)
+        s = _evaluate(model, images, owner, genomes.reshape(-1, dim), goal, pixels, counts, cfg)
+        return s.reshape(alive.numel(), size)
+
+    scores = evaluate(pop)
+    # The candidates an image may finish with: its population, plus (after generation 0) the
+    # generation's trials, since a successful trial can lose the selection to its parent.
+    pool, pool_scores = pop, scores
+
+    for generation in range(cfg.max_generations + 1):
+        alive_cpu = alive.cpu()
+        queries[alive_cpu] += size
+        generations[alive_cpu] = generation
+        if history is not None:
+            best = scores.energy.min(dim=1).values.float().cpu()
+            history[alive_cpu, generation] = -best if cfg.targeted else best
+
+        last = generation == cfg.max_generations
+        any_success = pool_scores.success.any(dim=1)
+        done = (any_success | last) if cfg.early_stop else torch.full_like(any_success, last)
+        if bool(done.any()):
+            # Report the best successful candidate if there is one, else the best candidate.
+            inf = torch.full_like(pool_scores.energy, math.inf)
+            best_success = torch.where(pool_scores.success, pool_scores.energy, inf).argmin(dim=1)
+            which = torch.where(any_success, best_success, pool_scores.energy.argmin(dim=1))
+            rows = torch.arange(alive.numel(), device=device)[done]
+            which, idx = which[done], alive[done]
+            out_genome[idx] = pool[rows, which]
+            out_energy[idx] = pool_scores.energy[rows, which]
+            out_label[idx] = pool_scores.label[rows, which]
+            out_label_prob[idx] = pool_scores.label_prob[rows, which]
+            out_success[idx] = pool_scores.success[rows, which]
+            keep = ~done
+            alive, pop = alive[keep], pop[keep]
+            scores = scores.rows(keep)
+            streams = [s for s, k in zip(streams, keep.tolist(), strict=True) if k]
+        if alive.numel() == 0 or last:
+            break
+
+        # One DE generation for the images still running.
+        trial = _trials(pop, scores.energy, _draw(streams, cfg, dim, device), cfg)
+        trial_scores = evaluate(trial)
+        better = trial_scores.energy < scores.energy  # the paper: replace only if the trial is better
+        pop = torch.where(better.unsqueeze(2), trial, pop)
+        scores = scores.where(better, trial_scores)
+        pool, pool_scores = torch.cat([pop, trial], dim=1), scores.cat(trial_scores)
+
+    all_images = torch.arange(n, device=device)
+    decoded = _decode(out_genome, all_images, pixels, counts, cfg, channels, images.dtype)
+    adversarial = _apply(images, all_images, decoded)
+    confidence = -out_energy if cfg.targeted else out_energy
+    return DEResult(
+        success=out_success.cpu(),
+        queries=queries,
+        generations=generations,
+        confidence=confidence.cpu(),
+        adversarial_label=out_label.cpu(),
+        adversarial_confidence=out_label_prob.cpu(),
+        pixel_coords=torch.stack([decoded.flat // width, decoded.flat % width], dim=2).cpu(),
+        pixel_values=decoded.values.cpu(),
+        adversarial=adversarial.cpu(),
+        target=goal.cpu() if cfg.targeted else None,
+        history=history,
+    )
+
+
+# ------------------------------------------------------------------ targeted sweeps
+
+
+@dataclass
+class TargetedSweep:
+    """Every (image, target) pair of :func:`targeted_all_pairs`, one row per pair.
+
+    Attributes:
+        image_index: int64 (M,): the attacked image, an index into the caller's batch.
+        source: int64 (M,): that image's label.
+        target: int64 (M,): the target class.
+        result: the attack's outcome per pair (row i belongs to pair i).
+        num_images: N, the caller's batch size.
+        num_classes: the number of classes.
+    """
+
+    image_index: torch.Tensor
+    source: torch.Tensor
+    target: torch.Tensor
+    result: DEResult
+    num_images: int
+    num_classes: int
+
+    def success_matrix(self) -> torch.Tensor:
+        """bool (N, num_classes): [i, t] = image i was pushed to class t (False for its own class)."""
+        out = torch.zeros(self.num_images, self.num_classes, dtype=torch.bool)
+        out[self.image_index, self.target] = self.result.success
+        return out
+
+    def targets_reached(self) -> torch.Tensor:
+        """int64 (N,): how many target classes each image reached (the paper's Fig. 3)."""
+        return self.success_matrix().sum(dim=1)
+
+    def untargeted_success(self) -> torch.Tensor:
+        """bool (N,): some targeted attack on the image changed its label, to the target or not.
+
+        Our reading of the paper's "Untargeted2" (success rate "calculated from targeted attack
+        results"), which is never below its targeted success rate.
+        """
+        fooled = self.result.adversarial_label != self.source
+        out = torch.zeros(self.num_images, dtype=torch.bool)
+        out.index_put_((self.image_index,), fooled, accumulate=True)
+        return out
+
+    def source_target_counts(self) -> torch.Tensor:
+        """int64 (num_classes, num_classes): successes per (source, target) (the paper's Figs. 4-5)."""
+        counts = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long)
+        counts.index_put_((self.source, self.target), self.result.success.long(), accumulate=True)
+        return counts
+
+
+def targeted_all_pairs(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    region: torch.Tensor | None,
+    num_classes: int,
+    config: DEConfig | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    record_history: bool = False,
+) -> TargetedSweep:
+    """A targeted attack of every image towards each of the other ``num_classes - 1`` classes.
+
+    The paper's targeted protocol (§IV-B): each image is attacked towards every other class
+    separately and a pair counts only if that exact target is reached. All pairs run as one
+    batched :func:`differential_evolution_attack` (``config`` with ``targeted`` forced on),
+    each pair with its own random stream and early stop. Pairs are ordered by image, then
+    target.
+
+    ``labels`` are the sources; pass the model's clean predictions instead of the true labels
+    to attack "an image classified as class A" as the paper words it.
+    """
+    if labels.shape != images.shape[:1]:
+        raise ValueError(f"labels of shape {tuple(labels.shape)} do not match {images.shape[0]} images")
+    if num_classes < 2:
+        raise ValueError(f"a targeted attack needs at least 2 classes, got {num_classes}")
+    if bool(((labels < 0) | (labels >= num_classes)).any()):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}")
+    cfg = replace(config or DEConfig(), targeted=True)
+    n = images.shape[0]
+    classes = torch.arange(num_classes, device=labels.device).expand(n, num_classes)
+    others = classes != labels.unsqueeze(1)
+    target = classes[others]  # row-major: by image, then by class
+    image_index = others.nonzero()[:, 0]
+    idx = image_index.to(images.device)
+    result = differential_evolution_attack(
+        model,
+        images[idx],
+        labels[image_index],
+        None if region is None else region[idx],
+        cfg,
+        targets=target,
+        generator=generator,
+        record_history=record_history,
+    )
+    return TargetedSweep(
+        image_index=image_index.cpu(),
+        source=labels[image_index].cpu(),
+        target=target.cpu(),
+        result=result,
+        num_images=n,
+        num_classes=num_classes,
+    )
