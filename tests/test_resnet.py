@@ -96,3 +96,10 @@ def test_bad_width_is_a_config_error_naming_the_value(width) -> None:
 def test_bad_sizes_are_rejected() -> None:
     with pytest.raises(ValueError, match="num_classes"):
         ResNet(3, 32, 0)
+
+
+def test_resnet_is_a_family_params_can_name() -> None:
+    from stages.models.registry import build_model, make_arch
+
+    arch = make_arch("resnet34", "resnet", {"depth": 18, "width": 0.25}, "architectures.resnet34")
+    assert build_model(arch, 3, 32, 6)(torch.rand(2, 3, 32, 32)).shape == (2, 6)

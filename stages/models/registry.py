@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from stages.models.lat_cnn import LatCNN, LatCnnConfig
+from stages.models.resnet import ResNet, ResNetConfig
 from stages.models.vgg import VGG, VggConfig
 from stages.utils.errors import ConfigError
 from stages.utils.options import dataclass_from_dict
@@ -32,6 +33,7 @@ class Family:
 FAMILIES: dict[str, Family] = {
     "lat_cnn": Family(LatCnnConfig, LatCNN),
     "vgg": Family(VggConfig, VGG),
+    "resnet": Family(ResNetConfig, lambda c, s, n, o: ResNet(c, s, n, depth=o.depth, width=o.width)),
 }
 
 
