@@ -26,7 +26,7 @@ from stages.data.readers import (
     split_gtsrb_by_track,
 )
 from stages.data.sources import SOURCES, Archive, OfficialFile
-from stages.data.synthetic import write_sha256sums, write_synthetic_mirror
+from stages.data.synthetic import COCO_IMAGES_DIVISOR, write_sha256sums, write_synthetic_mirror
 from stages.utils.cli import run_stage
 from stages.utils.errors import ChecksumError, DataError
 
@@ -376,7 +376,7 @@ def test_download_tar_and_zip(synthetic_mirror: Path, tmp_path: Path) -> None:
                         source=src)  # fmt: skip
     assert sorted(p.name for p in (tmp_path / "k/annotations").iterdir()) == ["instances_train2017.json"]
     assert not rep.split("val").present and any("no val split" in w for w in rep.warnings)
-    assert len(read_coco(tmp_path / "k", "train").image_ids) == 6
+    assert len(read_coco(tmp_path / "k", "train").image_ids) == 60 // COCO_IMAGES_DIVISOR
 
 
 # --- the real mirror -------------------------------------------------------------------------

@@ -382,7 +382,8 @@ def _write_coco(folder: Path, rng: np.random.Generator, n_train: int, n_test: in
             n_obj = 0 if (i == n - 1 and n >= 3) else int(rng.integers(1, 3))
             for _ in range(n_obj):
                 k = int(rng.integers(0, len(COCO_SYNTHETIC_CATEGORIES)))
-                r = float(rng.uniform(8, 14))
+                # Above CocoIcConfig.min_area (256 px^2) for most shapes, so crops survive.
+                r = float(rng.uniform(14, 20))
                 cx, cy = rng.uniform(r, w - r), rng.uniform(r, h - r)
                 poly = _polygon(rng, float(cx), float(cy), r, int(rng.integers(5, 9)))
                 cv2.fillPoly(img, [np.round(poly).astype(np.int32)], palette[k].tolist())

@@ -57,12 +57,13 @@ def resources_of(kind, key, default):
     return config.get("resources", {}).get(kind, {}).get(key, default)
 
 
-def table_inputs(table):
-    """The evaluations a table reads: every model of its datasets under every input attack."""
+def table_models(table):
     spec = config["tables"][table]
-    return [
-        f"results/evals/{model}/{attack}.json"
-        for roles in spec["datasets"].values()
-        for model in roles.values()
-        for attack in spec["inputs"].values()
-    ]
+    return [model for roles in spec["datasets"].values() for model in roles.values()]
+
+
+def table_inputs(table):
+    """Every evaluation of the table's models: a table reads its own columns and lists the
+    other attacks of its models (DVC: one folder dep per model, results/evals/<model>)."""
+    models = set(table_models(table))
+    return [f"results/evals/{m}/{a}.json" for m, a in PARAMS.evaluations() if m in models]
