@@ -16,8 +16,8 @@ from typing import Any
 from stages.config import Params
 from stages.report.attention_table import INPUTS, ROWS, AttentionTable, build_attention_table, to_markdown
 from stages.report.evals import find_evals, load_evals
+from stages.report.markdown import write_table
 from stages.utils.cli import params_parser, run_stage
-from stages.utils.io import atomic_open
 
 
 def write_attention_table(spec: dict[str, Any], evals_dir: Path, out: Path, scale: str) -> AttentionTable:
@@ -29,10 +29,7 @@ def write_attention_table(spec: dict[str, Any], evals_dir: Path, out: Path, scal
     named = load_evals(evals_dir, main_pairs)
     evals = {**find_evals(evals_dir, models), **named}
     table = build_attention_table(evals, spec["datasets"], spec["inputs"])
-    with atomic_open(out.with_suffix(".csv")) as fh:
-        table.frame.to_csv(fh, index=False, lineterminator="\n")
-    with atomic_open(out.with_suffix(".md")) as fh:
-        fh.write(to_markdown(table, scale=scale))
+    write_table(out, table.frame, to_markdown(table, scale=scale))
     return table
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from stages.config import Params
 from stages.report.dataset_table import summary_frame, to_markdown
+from stages.report.markdown import write_table
 from stages.utils.cli import params_parser, run_stage
 from stages.utils.errors import DataError
-from stages.utils.io import atomic_open
 
 
 def main(args: argparse.Namespace) -> None:
@@ -27,11 +27,7 @@ def main(args: argparse.Namespace) -> None:
             raise DataError(f"{path}: dataset statistics missing; run the prepare stage for {name}")
         stats[name] = json.loads(path.read_text())
     iou = json.loads(Path(args.iou).read_text()) if args.iou else None
-    out = Path(args.out)
-    with atomic_open(out.with_suffix(".csv")) as fh:
-        summary_frame(stats).to_csv(fh, index=False, lineterminator="\n")
-    with atomic_open(out.with_suffix(".md")) as fh:
-        fh.write(to_markdown(stats, iou, scale=params.scale))
+    write_table(Path(args.out), summary_frame(stats), to_markdown(stats, iou, scale=params.scale))
 
 
 def parser() -> argparse.ArgumentParser:

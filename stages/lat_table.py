@@ -13,8 +13,8 @@ from pathlib import Path
 from stages.config import Params
 from stages.report.evals import load_evals
 from stages.report.lat_table import build_lat_table, to_markdown
+from stages.report.markdown import write_table
 from stages.utils.cli import params_parser, run_stage
-from stages.utils.io import atomic_open
 
 
 def main(args: argparse.Namespace) -> None:
@@ -28,11 +28,7 @@ def main(args: argparse.Namespace) -> None:
     ]
     evals = load_evals(Path(args.evals), pairs)
     table = build_lat_table(evals, spec["datasets"], spec["inputs"])
-    out = Path(args.out)
-    with atomic_open(out.with_suffix(".csv")) as fh:
-        table.frame.to_csv(fh, index=False, lineterminator="\n")
-    with atomic_open(out.with_suffix(".md")) as fh:
-        fh.write(to_markdown(table, scale=params.scale))
+    write_table(Path(args.out), table.frame, to_markdown(table, scale=params.scale))
 
 
 def parser() -> argparse.ArgumentParser:

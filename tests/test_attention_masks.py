@@ -25,7 +25,7 @@ from stages.models.vgg import VGG, VggConfig
 from stages.training import trainer
 from stages.training.augment import augment_batch
 from stages.training.trainer import learning_rate, train
-from stages.utils.errors import ConfigError
+from stages.utils.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
 EPS = 8 / 255
@@ -316,3 +316,33 @@ def test_an_unknown_architecture_is_named() -> None:
     raw["models"]["mnist_natural"]["arch"] = "vgg99"
     with pytest.raises(ConfigError, match="models.mnist_natural.arch: unknown architecture 'vgg99'"):
         Params(raw, "tiny")
+
+
+def test_an_empty_split_is_a_clear_error_naming_the_file(tmp_path: Path) -> None:
+    from stages.data.processed import save_split
+    from stages.evaluate import main, parser
+
+    path = tmp_path / "test.npz"
+    save_split(path, masked_split().head(0))
+    torch.save({}, tmp_path / "model.pt")
+    args = parser().parse_args(
+        [
+            "--params",
+            str(REPO / "params.yaml"),
+            "--scale",
+            "tiny",
+            "--model",
+            "coco_ic_natural",
+            "--attack",
+            "natural",
+            "--data",
+            str(path),
+            "--weights",
+            str(tmp_path / "model.pt"),
+            "--out",
+            str(tmp_path / "e.json"),
+        ]
+    )
+    with pytest.raises(DataError, match=rf"{path}: holds no images to evaluate on"):
+        main(args)
+    assert not (tmp_path / "e.json").exists()

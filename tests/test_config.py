@@ -79,6 +79,17 @@ def test_schema_errors_name_the_key_and_value(key: str, value: object, expected:
             ["mnist"],
             r"datasets\.cifar10\.source: 'cifar10' is not in raw\.datasets",
         ),
+        (
+            "tables.attention_masks.datasets.gtsrb_ic.fg_adversarial",
+            "gtsrb_ic_fg_adv",
+            r"tables\.attention_masks\.datasets\.gtsrb_ic\.fg_adversarial: unknown model 'gtsrb_ic_fg_adv'",
+        ),
+        (
+            "tables.attention_masks.inputs.pgd",
+            "lat_standard",
+            r"tables\.attention_masks\.datasets\.coco_ic\.natural: model 'coco_ic_natural' is not "
+            r"evaluated under pgd attack 'lat_standard'",
+        ),
     ],
 )
 def test_cross_references_are_checked(key: str, value: object, expected: str) -> None:

@@ -3,7 +3,6 @@ ours, whether the paper's claims hold in our run, and every other attack our mod
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,11 +111,6 @@ def build_attention_table(
     )
 
 
-def _cell(value: Any) -> Any:
-    # effective_region may be a structure; a table cell needs one scalar.
-    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
-
-
 def _extra_rows(
     evals: dict[tuple[str, str], dict[str, Any]],
     datasets: dict[str, dict[str, str]],
@@ -136,7 +130,7 @@ def _extra_rows(
                         "model_key": model,
                         "attack": attack,
                         "model_input": result.get("model_input"),
-                        "effective_region": _cell(result.get("effective_region")),
+                        "effective_region": result.get("effective_region"),
                         "accuracy %": percent(result["accuracy"]),
                         "samples": result.get("samples"),
                     }
