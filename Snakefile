@@ -20,3 +20,8 @@ rule all:
         "results/tables/lat.md",
         "results/tables/attention_masks.md",
         "results/tables/datasets.md",
+        "results/tables/dual_perturbation.md",
+        expand(
+            "results/figures/dual_gradients/{dataset}.png",
+            dataset=config["tables"]["dual_perturbation"]["datasets"],
+        ),

@@ -130,6 +130,25 @@ def _check_references(params: dict[str, Any], source: str) -> None:
                             f"tables.{table}.datasets.{ds}.{role}: model {model!r} is not evaluated "
                             f"under {column} attack {attack!r}; add both to one evaluation.groups entry"
                         )
+    # Sweeps (tables.dual_perturbation): every curve point evaluated for every model.
+    for table, spec in params["tables"].items():
+        for sweep, curve in spec.get("sweeps", {}).items():
+            for attack in curve["attacks"]:
+                if attack not in params["attacks"]:
+                    problems.append(f"tables.{table}.sweeps.{sweep}.attacks: unknown attack {attack!r}")
+                    continue
+                if curve["parameter"] not in params["attacks"][attack]:
+                    problems.append(
+                        f"tables.{table}.sweeps.{sweep}: attack {attack!r} has no "
+                        f"{curve['parameter']!r} to sweep"
+                    )
+                for roles in spec["datasets"].values():
+                    for model in roles.values():
+                        if model in params["models"] and (model, attack) not in evaluated:
+                            problems.append(
+                                f"tables.{table}.sweeps.{sweep}: model {model!r} is not evaluated "
+                                f"under {attack!r}; add both to one evaluation.groups entry"
+                            )
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
 
@@ -153,8 +172,15 @@ def resolve_tree(value: Any, scale: str) -> Any:
 
 @dataclass(frozen=True)
 class AttackSpec:
+    """One attack of params.yaml, steps resolved to absolute lengths.
+
+    ``kind: pgd`` uses ``eps``/``step_size``/``region``/``localization``; ``kind: dual`` (the
+    dual-perturbation attack) uses the ``*_foreground``/``*_background`` budgets and steps,
+    ``salience_weight`` (λ), the ``salience`` model and where its ``foreground`` comes from.
+    """
+
     name: str
-    kind: Literal["none", "pgd"]
+    kind: Literal["none", "pgd", "dual"]
     norm: Literal["linf", "l2"] | None = None
     eps: float = 0.0
     step_size: float = 0.0
@@ -163,6 +189,33 @@ class AttackSpec:
     restarts: int = 1
     region: str = "full"
     localization: Literal["project", "post_clip"] = "project"
+    eps_foreground: float = 0.0
+    eps_background: float = 0.0
+    step_size_foreground: float = 0.0
+    step_size_background: float = 0.0
+    salience_weight: float = 0.0
+    salience: str = "spectral_residual"
+    foreground: Literal["segmentation", "saliency"] = "segmentation"
+
+
+def _absolute_steps(entry: dict[str, Any]) -> dict[str, Any]:
+    """Turn ``relative_step`` r into step lengths r * eps / steps (per part for dual); with no
+    steps there is nothing to step, and the length is 0."""
+    entry = dict(entry)
+    relative = entry.pop("relative_step", None)
+    if relative is None:
+        return entry
+    steps = int(entry.get("steps", 0))
+
+    def length(eps: float) -> float:
+        return relative * eps / steps if steps else 0.0
+
+    if entry["kind"] == "dual":
+        entry["step_size_foreground"] = length(entry["eps_foreground"])
+        entry["step_size_background"] = length(entry["eps_background"])
+    else:
+        entry["step_size"] = length(entry["eps"])
+    return entry
 
 
 @dataclass(frozen=True)
@@ -252,7 +305,7 @@ class Params:
         return resolve_tree(entry, self.scale)
 
     def attack(self, name: str) -> AttackSpec:
-        return AttackSpec(name=name, **self._entry("attacks", name))
+        return AttackSpec(name=name, **_absolute_steps(self._entry("attacks", name)))
 
     def training(self, name: str) -> TrainingSpec:
         entry = self._entry("training", name)
@@ -292,14 +345,33 @@ class Params:
         from stages.masks.regions import REGIONS_NEEDING_FOREGROUND
 
         spec = self.model(model)
-        region = self.attack(attack).region
-        if self.attack(attack).kind != "none" and region in REGIONS_NEEDING_FOREGROUND:
+        attack_spec = self.attack(attack)
+        if attack_spec.kind == "dual":
+            self._check_dual_pair(spec, attack_spec)
+            return
+        region = attack_spec.region
+        if attack_spec.kind != "none" and region in REGIONS_NEEDING_FOREGROUND:
             if not spec.dataset.has_masks:
                 raise ConfigError(
                     f"{model} x {attack}: attack region {region!r} needs foreground masks, but "
                     f"dataset {spec.dataset.name!r} has none (datasets.{spec.dataset.name}.options); "
                     f"use a masked dataset or a region that needs no mask (full, box, outside_box)"
                 )
+
+    @staticmethod
+    def _check_dual_pair(model: ModelSpec, attack: AttackSpec) -> None:
+        if model.input == "foreground":
+            raise ConfigError(
+                f"{model.name} x {attack.name}: a dual attack perturbs the background, which model "
+                f"{model.name!r} never sees (models.{model.name}.input: foreground); evaluate it "
+                f"with a pgd attack instead"
+            )
+        if attack.foreground == "segmentation" and not model.dataset.has_masks:
+            raise ConfigError(
+                f"{model.name} x {attack.name}: attacks.{attack.name}.foreground is 'segmentation', "
+                f"but dataset {model.dataset.name!r} has no foreground masks; set foreground: "
+                f"saliency (the salience-threshold mask) or use a masked dataset"
+            )
 
     def model(self, name: str) -> ModelSpec:
         entry = self._entry("models", name)

@@ -25,7 +25,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny")
     mirror = write_synthetic_mirror(root / "mirror", seed=0, n_train=200, n_test=64)
     project = make_project(root / "project", mirror)
-    run(["snakemake", *PROFILE], project, timeout=1500)
+    run(["snakemake", *PROFILE], project, timeout=3000)
     run(["dvc", "commit", "--force", "--quiet"], project)
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "tiny run"], project)
@@ -56,6 +56,22 @@ def test_full_run_writes_the_lat_table(finished: Path) -> None:
     evaluation = json.loads((finished / "results/evals/mnist_lat/lat_background.json").read_text())
     assert evaluation["samples"] == 64 and 0.0 <= evaluation["accuracy"] <= 1.0
     assert evaluation["max_linf_perturbation"] <= 0.3 + 1e-6
+
+
+def test_full_run_writes_the_dual_perturbation_report(finished: Path) -> None:
+    md = (finished / "results/tables/dual_perturbation.md").read_text()
+    assert "Scale: **tiny**" in md
+    # Three claims per dataset, each with a verdict computed from the run.
+    assert len(re.findall(r"claim \d .*?(holds|does not hold)", md)) == 9
+    for dataset in ("segment6", "coco_ic", "cifar10_grabcut"):
+        assert (finished / f"results/figures/dual_perturbation/{dataset}.png").stat().st_size > 0
+        assert (finished / f"results/figures/dual_gradients/{dataset}.png").stat().st_size > 0
+        assert (finished / f"results/plots/dual_perturbation/{dataset}__l2_pgd_eps.csv").is_file()
+    dual = json.loads((finished / "results/evals/segment6_at_dual/dual_l2_f2_b20.json").read_text())
+    assert 0.0 <= dual["foreground_score"] <= 1.0
+    # DVC renders the sweeps declared in dvc.yaml's `plots`.
+    shown = run(["dvc", "plots", "show", "--json"], finished).stdout
+    assert "segment6__l2_dual_eps_background.csv" in shown
 
 
 def test_second_snakemake_run_has_nothing_to_do(finished: Path) -> None:

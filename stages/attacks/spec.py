@@ -9,10 +9,40 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from stages.attacks.dual import dual_pgd
 from stages.attacks.pgd import localized_pgd
 from stages.config import AttackSpec
 from stages.masks.regions import region_mask
+from stages.saliency import SALIENCE_MODELS, SalienceModel, threshold_mask
 from stages.utils.errors import DataError
+
+
+def salience_model(spec: AttackSpec, device: torch.device) -> SalienceModel:
+    """The salience model a dual attack names (``attacks.<name>.salience``), on ``device``."""
+    try:
+        factory = SALIENCE_MODELS[spec.salience]
+    except KeyError:
+        known = ", ".join(sorted(SALIENCE_MODELS))
+        raise DataError(
+            f"attacks.{spec.name}.salience: unknown model {spec.salience!r} (known: {known})"
+        ) from None
+    return factory().to(device)
+
+
+def dual_foreground(
+    spec: AttackSpec, x: torch.Tensor, masks: torch.Tensor | None, salience: SalienceModel
+) -> torch.Tensor:
+    """F(x) of a dual attack: the dataset's masks (``foreground: segmentation``) or the
+    salience map of the clean images thresholded per image (``saliency``, paper §3.3)."""
+    if spec.foreground == "saliency":
+        with torch.no_grad():
+            return threshold_mask(salience(x))
+    if masks is None:
+        raise DataError(
+            f"attacks.{spec.name}: foreground 'segmentation' needs the dataset's foreground masks; "
+            f"this dataset has none (use foreground: saliency)"
+        )
+    return masks
 
 
 def attack_region(
@@ -52,6 +82,27 @@ def perturb(
     """
     if spec.kind == "none":
         return x
+    if spec.kind == "dual":
+        if model_input == "foreground":
+            raise DataError(f"{spec.name}: a dual attack needs a model that sees the background")
+        salience = salience_model(spec, x.device)
+        assert spec.norm is not None
+        return dual_pgd(
+            model,
+            x,
+            y,
+            dual_foreground(spec, x, masks, salience),
+            norm=spec.norm,
+            eps_fg=spec.eps_foreground,
+            eps_bg=spec.eps_background,
+            step_fg=spec.step_size_foreground,
+            step_bg=spec.step_size_background,
+            steps=spec.steps,
+            random_start=spec.random_start,
+            generator=generator,
+            salience=salience,
+            salience_weight=spec.salience_weight,
+        )
     region = attack_region(spec, x.shape, masks, box_fraction, model_input, x.device)
     assert spec.norm is not None
     return localized_pgd(

@@ -14,10 +14,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stages.attacks.spec import perturb
+from stages.attacks.spec import dual_foreground, perturb, salience_model
 from stages.config import AttackSpec
 from stages.data.processed import ProcessedSplit
 from stages.models.inputs import model_view
+from stages.saliency import foreground_score
 from stages.utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ def evaluate(
     gen.manual_seed(seed)
     n = len(split)
     loss_sum, correct, linf_max, l2_sum = 0.0, 0, 0.0, 0.0
+    # Dual attacks: the foreground score (paper §3.2) of every adversarial and clean image.
+    salience = salience_model(attack, device) if attack.kind == "dual" else None
+    fs_adv_sum, fs_nat_sum = 0.0, 0.0
     started = time.perf_counter()
     batches = range(0, n, batch_size)
     for start in progress_bar(batches, desc=attack.name, enabled=progress, unit="batch"):
@@ -62,6 +66,11 @@ def evaluate(
         correct += int((logits.argmax(1) == y).sum())
         linf_max = max(linf_max, float(delta.abs().max()) if delta.numel() else 0.0)
         l2_sum += float(delta.norm(dim=1).sum())
+        if salience is not None:
+            with torch.no_grad():
+                fg = dual_foreground(attack, x, masks, salience)
+                fs_adv_sum += float(foreground_score(salience(x_adv), fg).sum())
+                fs_nat_sum += float(foreground_score(salience(x), fg).sum())
     seconds = time.perf_counter() - started
     metrics = {
         "attack": attack.name,
@@ -74,6 +83,12 @@ def evaluate(
         "max_linf_perturbation": linf_max,
         "mean_l2_perturbation": l2_sum / n,
     }
+    if salience is not None:
+        metrics.update(
+            foreground_source=attack.foreground,
+            foreground_score=fs_adv_sum / n,
+            foreground_score_natural=fs_nat_sum / n,
+        )
     throughput = {"seconds": seconds, "images_per_s": n / max(seconds, 1e-9)}
     log.info(
         "%s: accuracy %.4f, loss %.4f on %d samples (%.1f images/s)",
@@ -90,6 +105,11 @@ def _effective_region(attack: AttackSpec, model_input: str) -> str | None:
     """The pixels the attack could change, in words (see stages.attacks.spec.attack_region)."""
     if attack.kind == "none":
         return None
+    if attack.kind == "dual":
+        return (
+            f"foreground <= {attack.eps_foreground:.4g}, background <= {attack.eps_background:.4g} "
+            f"({attack.norm})"
+        )
     if model_input == "foreground" and attack.region != "foreground":
         return f"{attack.region} & foreground"
     return attack.region

@@ -89,6 +89,17 @@ def learning_rate(spec: TrainingSpec, global_step: int, total_steps: int) -> flo
     return 0.5 * spec.lr * (1.0 + math.cos(math.pi * global_step / max(total_steps, 1)))
 
 
+# Every budget and step length of an attack (pgd's, and a dual attack's two parts).
+RAMPED_FIELDS = (
+    "eps",
+    "step_size",
+    "eps_foreground",
+    "eps_background",
+    "step_size_foreground",
+    "step_size_background",
+)
+
+
 def ramped_attack(spec: ModelSpec, global_step: int, steps_per_epoch: int) -> AttackSpec:
     """The training attack at ``global_step``: eps and step size grow linearly from 0 to
     their full values over the first ``eps_ramp_epochs`` epochs (a curriculum that keeps
@@ -99,7 +110,10 @@ def ramped_attack(spec: ModelSpec, global_step: int, steps_per_epoch: int) -> At
         return spec.train_attack
     factor = (global_step + 1) / ramp_steps
     attack = spec.train_attack
-    return replace(attack, eps=attack.eps * factor, step_size=attack.step_size * factor)
+    return replace(
+        attack,
+        **{field: getattr(attack, field) * factor for field in RAMPED_FIELDS},
+    )
 
 
 def _epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:

@@ -41,3 +41,46 @@ rule attention_table:
     shell:
         "python -m stages.attention_table --params params.yaml --scale {SCALE} --evals results/evals"
         " --out results/tables/attention_masks"
+
+
+def dual_plain_attacks():
+    """The attacks the dual table reads its sweep x values from (DVC: params `attacks`)."""
+    return {name: plain(PARAMS.attack(name)) for name in config["attacks"]}
+
+
+rule dual_table:
+    input:
+        table_inputs("dual_perturbation"),
+    output:
+        csv="results/tables/dual_perturbation.csv",
+        md="results/tables/dual_perturbation.md",
+        figures=directory("results/figures/dual_perturbation"),
+        plots=directory("results/plots/dual_perturbation"),
+    params:
+        spec=config["tables"]["dual_perturbation"],
+        attacks=dual_plain_attacks(),
+        code=code("dual_table"),
+    shell:
+        "python -m stages.dual_table --params params.yaml --scale {SCALE} --evals results/evals"
+        " --out results/tables/dual_perturbation --figures {output.figures} --plots {output.plots}"
+
+
+rule dual_gradients:
+    input:
+        data="data/processed/{dataset}/test.npz",
+        weights=lambda wc: [
+            f"results/models/{model}/model.pt"
+            for model in config["tables"]["dual_perturbation"]["datasets"][wc.dataset].values()
+        ],
+    output:
+        "results/figures/dual_gradients/{dataset}.png",
+    params:
+        roles=lambda wc: config["tables"]["dual_perturbation"]["datasets"][wc.dataset],
+        images=config["tables"]["dual_perturbation"]["gradient_images"],
+        test_samples=lambda wc: PARAMS.dataset(wc.dataset).test_samples,
+        code=code("dual_gradients"),
+    wildcard_constraints:
+        dataset="|".join(config["tables"]["dual_perturbation"]["datasets"]),
+    shell:
+        "python -m stages.dual_gradients --params params.yaml --scale {SCALE} --dataset {wildcards.dataset}"
+        " --data {input.data} --models results/models --out {output}"

@@ -1,0 +1,54 @@
+"""Stage: the dual-perturbation report ("Towards Robustness against Unsuspicious Adversarial
+Examples", ICLR 2021 submission, §5.2-5.4) from the evaluations that params.yaml's
+`tables.dual_perturbation` names.
+
+    python -m stages.dual_table --params params.yaml --scale reduced --evals results/evals \
+        --out results/tables/dual_perturbation --figures results/figures/dual_perturbation \
+        --plots results/plots/dual_perturbation
+
+Writes ``dual_perturbation.csv`` (the main table), ``dual_perturbation.md`` (main table, the
+paper's claims with our verdicts, every sweep), ``<figures>/<dataset>.png`` (the curves of the
+paper's Figs. 3-5) and ``<plots>/<dataset>__<sweep>[__foreground_score].csv`` for ``dvc plots``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from stages.config import Params
+from stages.report.dual_table import write_dual_report
+from stages.utils.cli import params_parser, run_stage
+
+
+def main(args: argparse.Namespace) -> None:
+    params = Params.load(args.params, args.scale)
+    spec = params.raw["tables"]["dual_perturbation"]
+    write_dual_report(
+        spec,
+        params,
+        Path(args.evals),
+        Path(args.out),
+        Path(args.figures),
+        Path(args.plots),
+        params.scale,
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = params_parser("Build the dual-perturbation report (csv, md, figures and plot data).")
+    p.add_argument("--evals", required=True, help="the evaluations folder (results/evals)")
+    p.add_argument(
+        "--out", required=True, help="output path without suffix (results/tables/dual_perturbation)"
+    )
+    p.add_argument(
+        "--figures", required=True, help="folder of one PNG per dataset (results/figures/dual_perturbation)"
+    )
+    p.add_argument(
+        "--plots", required=True, help="folder of the curves' CSV files (results/plots/dual_perturbation)"
+    )
+    return p
+
+
+if __name__ == "__main__":
+    run_stage(parser(), main)

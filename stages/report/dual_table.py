@@ -1,0 +1,582 @@
+"""The dual-perturbation report ("Towards Robustness against Unsuspicious Adversarial Examples",
+ICLR 2021 submission): Clean, AT-PGD and AT-Dual under l2 PGD and the dual attack, the paper's
+reported shape beside our numbers with verdicts computed from them, the curves of its Figs. 3-5
+as PNG figures, and the same curves as CSV files for ``dvc plots``.
+
+The paper reports figures only (§5.2-5.4), so there are no paper numbers to put beside ours:
+the report quotes its statements and checks each one against our evaluations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+
+from stages.config import AttackSpec, Params  # noqa: E402
+from stages.report.evals import load_evals  # noqa: E402
+from stages.report.markdown import markdown_table, write_table  # noqa: E402
+from stages.utils.errors import ConfigError, DataError  # noqa: E402
+from stages.utils.io import atomic_open, atomic_path  # noqa: E402
+
+# params role -> the paper's model name (§5.1), in the paper's order.
+ROLES = {"clean": "Clean", "at_pgd": "AT-PGD", "at_dual": "AT-Dual"}
+# params `inputs` key -> the main table's column (accuracy in %).
+INPUT_COLUMNS = {
+    "natural": "clean accuracy %",
+    "pgd": "l2 PGD accuracy %",
+    "pgd_strong": "strong l2 PGD accuracy %",
+    "dual": "dual accuracy %",
+}
+FS_COLUMN = "dual FS"
+MAIN_COLUMNS = ["dataset", "model", "model_key", *INPUT_COLUMNS.values(), FS_COLUMN, "samples"]
+DATASET_TITLES = {
+    "segment6": "Segment-6",
+    "coco_ic": "MS-COCO-IC",
+    "cifar10_grabcut": "CIFAR-10 with GrabCut masks",
+}
+
+# The evaluate stage's keys for a dual attack's mean foreground score (paper §3.3): of the
+# adversarial examples, and of the clean images they start from.
+FS_KEY = "foreground_score"
+FS_NATURAL_KEY = "foreground_score_natural"
+FS_DECIMALS = 3
+PERCENT_DECIMALS = 2
+
+# Budgets. The paper attacks 224x224 ImageNet-10 images; an l2 budget grows with the square root
+# of the pixel count, so params divide its l2 budgets by 224/32 = 7 for our 32x32 images (the
+# attack names keep the paper's numbers). l_inf budgets are per pixel and need no rescaling; the
+# paper writes them in 1/255 units.
+PAPER_IMAGE_SIDE = 224
+OUR_IMAGE_SIDE = 32
+L2_TO_PAPER = PAPER_IMAGE_SIDE / OUR_IMAGE_SIDE
+LINF_LEVELS = 255
+BUDGET_PARAMETERS = ("eps", "eps_foreground", "eps_background")
+SALIENCE_PARAMETER = "salience_weight"
+PAPER_DECIMALS = 3
+
+# The paper's statements (figures only, no tables), with the numbers they quote.
+PAPER_AT_PGD_DUAL_CEILING = 10.0  # §5.3: AT-PGD "achieves robust accuracy below 10%" under {2.0, 20.0}
+PAPER_DUAL_MARGIN = 40.0  # §5.3: AT-Dual's "improvement of up to 40%"
+PAPER_STRONG_PGD_EPS = 3.0  # §5.3: l2 PGD "above eps = 3.0"
+PAPER_STRONG_PGD_MARGIN = 20.0  # §5.3: "AT-Dual can achieve 20% more accuracy"
+PAPER_FS_FLOOR = 0.5  # §5.2: FS "typically well above 0.5"
+PAPER_FS_TYPICAL = 0.9  # §5.2: "in most cases above 0.9"
+PAPER_CLAIMS = {
+    1: (
+        "§5.3, Fig. 4: under the l2 dual attack {eps_F, eps_B} = {2.0, 20.0}, AT-PGD falls "
+        f"below {PAPER_AT_PGD_DUAL_CEILING:g}% accuracy while AT-Dual keeps up to "
+        f"{PAPER_DUAL_MARGIN:g} points more."
+    ),
+    2: (
+        f"§5.3, Fig. 4 (right): under l2 PGD with eps >= {PAPER_STRONG_PGD_EPS:.1f}, AT-Dual is about "
+        f"{PAPER_STRONG_PGD_MARGIN:g} points more accurate than AT-PGD."
+    ),
+    3: (
+        f"§5.2, Fig. 3 (left): the foreground score FS of dual-perturbation examples is typically well "
+        f"above {PAPER_FS_FLOOR:g} (in most cases above {PAPER_FS_TYPICAL:g}) for every model, and grows "
+        "with λ."
+    ),
+}
+# Salience models (params `attacks.<name>.salience`) by what the report calls them. The paper
+# uses DeepGaze II (Kümmerer et al. 2017), whose weights we cannot get.
+SALIENCE_TITLES = {"spectral_residual": "spectral residual (Hou & Zhang 2007)"}
+PAPER_SALIENCE = "DeepGaze II (Kümmerer et al. 2017)"
+
+# Figures: which of the paper's figures a sweep redraws (§5.2-5.4).
+SALIENCE_FIGURE = "Fig. 3"
+NORM_FIGURES = {"l2": "Fig. 4", "linf": "Fig. 5"}
+NORM_TITLES = {"l2": "l2", "linf": "linf"}
+NORM_MATH = {"l2": r"$\ell_2$", "linf": r"$\ell_\infty$"}
+PARAMETER_TITLES = {
+    "eps": "eps",
+    "eps_foreground": "eps_F",
+    "eps_background": "eps_B",
+    "salience_weight": "λ",
+}
+PARAMETER_MATH = {
+    "eps": r"$\epsilon$",
+    "eps_foreground": r"$\epsilon_F$",
+    "eps_background": r"$\epsilon_B$",
+    "salience_weight": r"$\lambda$",
+}
+ROLE_STYLES: dict[str, dict[str, str]] = {
+    "clean": {"color": "tab:gray", "marker": "o"},
+    "at_pgd": {"color": "tab:blue", "marker": "s"},
+    "at_dual": {"color": "tab:red", "marker": "^"},
+}
+MAX_PANEL_COLUMNS = 4
+PANEL_INCHES = (3.4, 2.8)
+FIGURE_DPI = 100
+SYMLOG_LINTHRESH = 1.0  # λ is 0 or spans decades (Fig. 3: 0, 1, 10, 100): linear below 1, log above
+PERCENT_LIMITS = (0.0, 100.0)
+FS_LIMITS = (0.0, 1.0)
+PLOT_X = "x"
+FS_SUFFIX = "foreground_score"
+
+
+@dataclass(frozen=True)
+class SweepAxis:
+    """One curve of the paper's figures: the attacks of ``tables.dual_perturbation.sweeps.<name>``
+    in order of the swept parameter's value (our value, params' scale resolved)."""
+
+    name: str
+    parameter: str
+    norm: str
+    dual: bool
+    attacks: tuple[str, ...]
+    x: tuple[float, ...]
+
+    @property
+    def figure(self) -> str:
+        """The paper's figure this sweep redraws: λ sweeps Fig. 3, l2 Fig. 4, linf Fig. 5."""
+        return SALIENCE_FIGURE if self.parameter == SALIENCE_PARAMETER else NORM_FIGURES[self.norm]
+
+    @property
+    def title(self) -> str:
+        kind = "dual" if self.dual else "PGD"
+        return (
+            f"{NORM_TITLES[self.norm]} {kind} over {PARAMETER_TITLES[self.parameter]} (paper {self.figure})"
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Our verdict on one of the paper's claims for one dataset; ``holds`` is None when our
+    evaluations cannot decide it (e.g. no λ sweep)."""
+
+    claim: int
+    dataset: str
+    holds: bool | None
+    text: str
+
+
+@dataclass(frozen=True)
+class DualTable:
+    frame: pd.DataFrame  # the main table: dataset x (Clean, AT-PGD, AT-Dual), MAIN_COLUMNS
+    verdicts: list[Verdict]
+    sweeps: list[SweepAxis]
+    # (dataset, sweep) -> columns x, clean, at_pgd, at_dual: accuracy in %
+    curves: dict[tuple[str, str], pd.DataFrame]
+    # (dataset, sweep) -> the same columns holding the mean FS; dual sweeps only
+    fs_curves: dict[tuple[str, str], pd.DataFrame]
+    # (dataset, sweep) -> mean FS of the clean images over the sweep's points; dual sweeps only
+    fs_natural: dict[tuple[str, str], float]
+    inputs: dict[str, AttackSpec]
+    salience: list[str]  # the salience models of the dual attacks evaluated
+    samples: list[int]  # the distinct test-image counts of the evaluations
+
+
+def percent(accuracy: float) -> float:
+    return round(100.0 * accuracy, PERCENT_DECIMALS)
+
+
+def _number(value: float) -> str:
+    """A paper-style number: 2.0, 20.0, 0.5, 2.25 (one decimal at least, three at most)."""
+    rounded = round(value, PAPER_DECIMALS)
+    return f"{rounded:.1f}" if rounded == round(rounded, 1) else f"{rounded:g}"
+
+
+def paper_equivalent(parameter: str, norm: str | None, value: float) -> str:
+    """Our parameter ``value`` in the paper's units: l2 budgets x 7 (224/32), l_inf budgets as
+    k/255, λ unchanged (it weighs FS, a score in [0, 1], whatever the image size)."""
+    if parameter not in BUDGET_PARAMETERS:
+        return f"{value:g}"
+    if norm == "l2":
+        return _number(value * L2_TO_PAPER)
+    if norm == "linf":
+        return f"{round(value * LINF_LEVELS, PAPER_DECIMALS):g}/{LINF_LEVELS}"
+    raise ConfigError(f"a budget {parameter} needs an l2 or linf norm, not {norm!r}")
+
+
+def ours(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def describe_attack(spec: AttackSpec) -> str:
+    """``spec``'s budget in our units and the paper's, for the report's text."""
+    if spec.kind == "none":
+        return f"`{spec.name}` (clean inputs)"
+    norm = NORM_TITLES.get(spec.norm or "", str(spec.norm))
+    if spec.kind == "pgd":
+        paper = paper_equivalent("eps", spec.norm, spec.eps)
+        return f"`{spec.name}` ({norm} PGD, eps {ours(spec.eps)}; paper-equivalent {paper})"
+    fg = paper_equivalent("eps_foreground", spec.norm, spec.eps_foreground)
+    bg = paper_equivalent("eps_background", spec.norm, spec.eps_background)
+    return (
+        f"`{spec.name}` ({norm} dual, {{eps_F, eps_B}} = {{{ours(spec.eps_foreground)}, "
+        f"{ours(spec.eps_background)}}}; paper-equivalent {{{fg}, {bg}}}; λ = {spec.salience_weight:g})"
+    )
+
+
+def sweep_axes(sweeps: Mapping[str, Mapping[str, Any]], params: Params) -> list[SweepAxis]:
+    """Every sweep of ``tables.dual_perturbation.sweeps`` with its x values read from the attacks'
+    params (scale resolved); a sweep must keep one norm and one attack kind, or its curve would
+    mix the paper's figures."""
+    axes: list[SweepAxis] = []
+    for name, sweep in sweeps.items():
+        parameter = str(sweep["parameter"])
+        specs = [params.attack(attack) for attack in sweep["attacks"]]
+        if parameter not in {f.name for f in dataclasses.fields(AttackSpec)}:
+            raise ConfigError(f"tables.dual_perturbation.sweeps.{name}.parameter: unknown {parameter!r}")
+        norms = {spec.norm for spec in specs}
+        kinds = {spec.kind for spec in specs}
+        if len(norms) != 1 or len(kinds) != 1 or None in norms:
+            raise ConfigError(
+                f"tables.dual_perturbation.sweeps.{name}: its attacks mix norms {sorted(map(str, norms))} "
+                f"or kinds {sorted(kinds)}; one curve takes one norm and one kind"
+            )
+        points = sorted(((float(getattr(spec, parameter)), spec.name) for spec in specs), key=lambda p: p[0])
+        axes.append(
+            SweepAxis(
+                name=name,
+                parameter=parameter,
+                norm=str(specs[0].norm),
+                dual=specs[0].kind == "dual",
+                attacks=tuple(attack for _, attack in points),
+                x=tuple(x for x, _ in points),
+            )
+        )
+    return axes
+
+
+def required_pairs(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every (model, attack) the report reads: the main table's inputs and every sweep point."""
+    attacks = [*spec["inputs"].values(), *(a for s in spec["sweeps"].values() for a in s["attacks"])]
+    models = [roles[role] for roles in spec["datasets"].values() for role in ROLES]
+    return list(dict.fromkeys((model, attack) for model in models for attack in attacks))
+
+
+def _fs(evals: Mapping[tuple[str, str], dict[str, Any]], model: str, attack: str, key: str = FS_KEY) -> float:
+    value = evals[(model, attack)].get(key)
+    if value is None:
+        raise DataError(
+            f"{model}/{attack}.json: a dual-attack evaluation without {key!r}; "
+            "delete it and re-run the evaluate stage"
+        )
+    return float(value)
+
+
+def build_dual_table(
+    evals: Mapping[tuple[str, str], dict[str, Any]], spec: Mapping[str, Any], params: Params
+) -> DualTable:
+    """``evals`` maps (model, attack) to an evaluation's metrics and must hold every pair of
+    :func:`required_pairs`; ``spec`` is params' ``tables.dual_perturbation``."""
+    datasets: Mapping[str, Mapping[str, str]] = spec["datasets"]
+    inputs: Mapping[str, str] = spec["inputs"]
+    input_specs = {kind: params.attack(inputs[kind]) for kind in INPUT_COLUMNS}
+    sweeps = sweep_axes(spec["sweeps"], params)
+    samples = sorted({int(evals[pair]["samples"]) for pair in required_pairs(spec)})
+
+    rows: list[dict[str, Any]] = []
+    for dataset, roles in datasets.items():
+        for role, label in ROLES.items():
+            model = roles[role]
+            row: dict[str, Any] = {"dataset": dataset, "model": label, "model_key": model}
+            for kind, column in INPUT_COLUMNS.items():
+                row[column] = percent(evals[(model, inputs[kind])]["accuracy"])
+            row[FS_COLUMN] = round(_fs(evals, model, inputs["dual"]), FS_DECIMALS)
+            row["samples"] = evals[(model, inputs["natural"])]["samples"]
+            rows.append(row)
+    frame = pd.DataFrame(rows, columns=MAIN_COLUMNS)
+
+    curves: dict[tuple[str, str], pd.DataFrame] = {}
+    fs_curves: dict[tuple[str, str], pd.DataFrame] = {}
+    fs_natural: dict[tuple[str, str], float] = {}
+    for dataset, roles in datasets.items():
+        for sweep in sweeps:
+            acc = {PLOT_X: list(sweep.x)}
+            for role in ROLES:
+                acc[role] = [percent(evals[(roles[role], a)]["accuracy"]) for a in sweep.attacks]
+            curves[(dataset, sweep.name)] = pd.DataFrame(acc, columns=[PLOT_X, *ROLES])
+            if sweep.dual:
+                fs = {PLOT_X: list(sweep.x)}
+                for role in ROLES:
+                    fs[role] = [round(_fs(evals, roles[role], a), FS_DECIMALS) for a in sweep.attacks]
+                fs_curves[(dataset, sweep.name)] = pd.DataFrame(fs, columns=[PLOT_X, *ROLES])
+                natural = [_fs(evals, roles[r], a, FS_NATURAL_KEY) for r in ROLES for a in sweep.attacks]
+                fs_natural[(dataset, sweep.name)] = round(sum(natural) / len(natural), FS_DECIMALS)
+
+    salience_sweep = next((s for s in sweeps if s.parameter == SALIENCE_PARAMETER and s.dual), None)
+    verdicts: list[Verdict] = []
+    for dataset in datasets:
+        mine = frame[frame["dataset"] == dataset].set_index("model")
+        verdicts.append(_claim_dual(dataset, mine, input_specs["dual"]))
+        verdicts.append(_claim_strong_pgd(dataset, mine, input_specs["pgd_strong"]))
+        verdicts.append(_claim_foreground_score(dataset, salience_sweep, fs_curves, fs_natural))
+
+    dual_specs = [params.attack(a) for s in sweeps if s.dual for a in s.attacks]
+    salience = sorted({s.salience for s in [*dual_specs, input_specs["dual"]] if s.kind == "dual"})
+    return DualTable(
+        frame=frame,
+        verdicts=verdicts,
+        sweeps=sweeps,
+        curves=curves,
+        fs_curves=fs_curves,
+        fs_natural=fs_natural,
+        inputs=input_specs,
+        salience=salience,
+        samples=samples,
+    )
+
+
+def _verdict(holds: bool) -> str:
+    return "holds" if holds else "does not hold"
+
+
+def _claim_dual(dataset: str, frame: pd.DataFrame, attack: AttackSpec) -> Verdict:
+    """Claim 1 (§5.3): AT-Dual beats AT-PGD under the l2 dual attack; whether AT-PGD also falls
+    below the paper's 10% is reported beside it, not folded into the verdict."""
+    column = INPUT_COLUMNS["dual"]
+    at_pgd, at_dual = float(frame.loc["AT-PGD", column]), float(frame.loc["AT-Dual", column])
+    holds = at_dual > at_pgd
+    below = at_pgd < PAPER_AT_PGD_DUAL_CEILING
+    text = (
+        f"{dataset}: claim 1 (AT-Dual more robust than AT-PGD under `{attack.name}`) {_verdict(holds)}: "
+        f"AT-Dual {at_dual:.2f}% vs AT-PGD {at_pgd:.2f}%, margin {at_dual - at_pgd:+.2f} points "
+        f"(paper: up to {PAPER_DUAL_MARGIN:g}). AT-PGD is "
+        f"{'below' if below else 'not below'} {PAPER_AT_PGD_DUAL_CEILING:g}% (paper: below)."
+    )
+    return Verdict(1, dataset, holds, text)
+
+
+def _claim_strong_pgd(dataset: str, frame: pd.DataFrame, attack: AttackSpec) -> Verdict:
+    """Claim 2 (§5.3): AT-Dual beats AT-PGD under strong l2 PGD (paper eps >= 3.0)."""
+    column = INPUT_COLUMNS["pgd_strong"]
+    at_pgd, at_dual = float(frame.loc["AT-PGD", column]), float(frame.loc["AT-Dual", column])
+    holds = at_dual > at_pgd
+    text = (
+        f"{dataset}: claim 2 (AT-Dual more robust than AT-PGD under strong l2 PGD `{attack.name}`, "
+        f"paper-equivalent eps {paper_equivalent('eps', attack.norm, attack.eps)}) {_verdict(holds)}: "
+        f"AT-Dual {at_dual:.2f}% vs AT-PGD {at_pgd:.2f}%, margin {at_dual - at_pgd:+.2f} points "
+        f"(paper: about {PAPER_STRONG_PGD_MARGIN:g})."
+    )
+    return Verdict(2, dataset, holds, text)
+
+
+def _claim_foreground_score(
+    dataset: str,
+    sweep: SweepAxis | None,
+    fs_curves: Mapping[tuple[str, str], pd.DataFrame],
+    fs_natural: Mapping[tuple[str, str], float],
+) -> Verdict:
+    """Claim 3 (§5.2): FS grows with λ for every model (largest λ vs λ = 0, or the smallest λ
+    when the sweep has no 0); whether FS stays above 0.5 is reported beside it."""
+    prefix = f"{dataset}: claim 3 (FS grows with λ for every model)"
+    if sweep is None or len(sweep.x) < 2:
+        reason = "no dual sweep over salience_weight" if sweep is None else f"`{sweep.name}` has one λ"
+        return Verdict(
+            3, dataset, None, f"{prefix} not checked: {reason} in tables.dual_perturbation.sweeps."
+        )
+    curve = fs_curves[(dataset, sweep.name)]
+    low, high = curve.iloc[0], curve.iloc[-1]
+    grows = {role: float(high[role]) > float(low[role]) for role in ROLES}
+    holds = all(grows.values())
+    per_model = ", ".join(
+        f"{label} {float(low[role]):.3f} → {float(high[role]):.3f}" for role, label in ROLES.items()
+    )
+    fs_values = curve[list(ROLES)].to_numpy().ravel()
+    above_floor = bool((fs_values > PAPER_FS_FLOOR).all())
+    typical = int((fs_values > PAPER_FS_TYPICAL).sum())
+    start = "λ = 0" if low[PLOT_X] == 0 else f"the smallest λ = {low[PLOT_X]:g} (the sweep has no λ = 0)"
+    text = (
+        f"{prefix} {_verdict(holds)}: FS from {start} to λ = {high[PLOT_X]:g}: {per_model}. "
+        f"FS above {PAPER_FS_FLOOR:g} at every point: {'yes' if above_floor else 'no'} "
+        f"(min {fs_values.min():.3f}); above {PAPER_FS_TYPICAL:g} at {typical} of {len(fs_values)} points; "
+        f"FS of the clean images {fs_natural[(dataset, sweep.name)]:.3f}."
+    )
+    return Verdict(3, dataset, holds, text)
+
+
+def _title(dataset: str) -> str:
+    name = DATASET_TITLES.get(dataset)
+    return f"{dataset} ({name})" if name else dataset
+
+
+def sweep_frame(table: DualTable, sweep: SweepAxis) -> pd.DataFrame:
+    """One sweep as a markdown-ready frame: a row per point (attack, our value, the paper's),
+    accuracy % per dataset x model, and FS per dataset x model for a dual sweep."""
+    label = PARAMETER_TITLES[sweep.parameter]
+    data: dict[str, list[Any]] = {
+        "attack": list(sweep.attacks),
+        label: [ours(x) for x in sweep.x],
+        f"paper {label}": [paper_equivalent(sweep.parameter, sweep.norm, x) for x in sweep.x],
+    }
+    datasets = list(dict.fromkeys(ds for ds, _ in table.curves))
+    for dataset in datasets:
+        curve = table.curves[(dataset, sweep.name)]
+        for role, model in ROLES.items():
+            data[f"{dataset} {model} %"] = curve[role].tolist()
+    if sweep.dual:
+        for dataset in datasets:
+            fs = table.fs_curves[(dataset, sweep.name)]
+            for role, model in ROLES.items():
+                data[f"{dataset} {model} FS"] = fs[role].tolist()
+    return pd.DataFrame(data)
+
+
+def to_markdown(table: DualTable, *, scale: str, figures: list[Path], plots: list[Path]) -> str:
+    count = "/".join(str(n) for n in table.samples) or "?"
+    salience = ", ".join(f"{SALIENCE_TITLES.get(s, s)}, `{s}` in params" for s in table.salience) or "none"
+    lines = [
+        "# Dual-perturbation attacks: Clean, AT-PGD and AT-Dual",
+        "",
+        f"Scale: **{scale}**. Paper: “Towards Robustness against Unsuspicious Adversarial Examples” "
+        "(ICLR 2021 submission), §5.2-5.4 and Figs. 3-5 (ImageNet-10 at 224x224; the paper reports "
+        "figures only, so below are its statements and our verdicts, computed from our numbers). "
+        f"Accuracies are in % on the first {count} test images (`samples`); FS is the mean foreground "
+        "score of the adversarial examples (§3.3).",
+        "",
+        f"Budgets: l2 budgets are the paper's ImageNet-224 values x {OUR_IMAGE_SIDE}/{PAPER_IMAGE_SIDE} "
+        f"(divided by {L2_TO_PAPER:g}) for our {OUR_IMAGE_SIDE}x{OUR_IMAGE_SIDE} images; l_inf budgets are "
+        f"unchanged and shown in 1/{LINF_LEVELS}. `paper …` columns give the paper-equivalent values.",
+        "",
+        "Columns: " + "; ".join(f"{INPUT_COLUMNS[k]}: {describe_attack(s)}" for k, s in table.inputs.items()),
+        "",
+        "## Main table",
+        "",
+        markdown_table(table.frame),
+        "",
+        "## The paper's claims and our verdicts",
+        "",
+        f"Salience model: ours is {salience}, not the paper's {PAPER_SALIENCE}, so absolute FS values "
+        "are not comparable with the paper's; the direction over λ is.",
+        "",
+    ]
+    for claim, statement in PAPER_CLAIMS.items():
+        lines += [f"### Claim {claim}", "", f"Paper: {statement}", ""]
+        lines += [f"- {v.text}" for v in table.verdicts if v.claim == claim]
+        lines += [""]
+    lines += ["## Sweeps", ""]
+    for sweep in table.sweeps:
+        lines += [
+            f"### `{sweep.name}`: {sweep.title}",
+            "",
+            f"Accuracy in % (`… %`){' and mean FS (`… FS`)' if sweep.dual else ''} per dataset and model.",
+            "",
+            markdown_table(sweep_frame(table, sweep)),
+            "",
+        ]
+    folders = sorted({str(path.parent) for path in plots})
+    lines += ["## Figures and plot data", ""]
+    lines += [f"- `{path}`: every sweep's accuracy (and FS vs λ) for one dataset" for path in figures]
+    lines += [
+        f"- {len(plots)} CSV files for `dvc plots` in {', '.join(f'`{f}`' for f in folders) or '–'}: "
+        f"`<dataset>__<sweep>.csv` (accuracy %) and `<dataset>__<sweep>__{FS_SUFFIX}.csv` (mean FS, "
+        f"dual sweeps), columns {', '.join(f'`{c}`' for c in (PLOT_X, *ROLES))} (`{PLOT_X}`: our value)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _tick_labels(sweep: SweepAxis) -> list[str]:
+    """Our value over the paper-equivalent in brackets (λ: ours only, it needs no rescaling)."""
+    if sweep.parameter not in BUDGET_PARAMETERS:
+        return [f"{x:g}" for x in sweep.x]
+    return [f"{ours(x)}\n({paper_equivalent(sweep.parameter, sweep.norm, x)})" for x in sweep.x]
+
+
+def _draw_curves(ax: Axes, sweep: SweepAxis, curve: pd.DataFrame, ylabel: str) -> None:
+    for role, label in ROLES.items():
+        ax.plot(curve[PLOT_X], curve[role], label=label, **ROLE_STYLES[role])
+    if sweep.parameter == SALIENCE_PARAMETER:
+        ax.set_xscale("symlog", linthresh=SYMLOG_LINTHRESH)
+    ax.set_xticks(list(sweep.x))
+    ax.set_xticklabels(_tick_labels(sweep), fontsize=7)
+    unit = "" if sweep.parameter not in BUDGET_PARAMETERS else ": ours (paper-equivalent)"
+    ax.set_xlabel(f"{PARAMETER_MATH[sweep.parameter]}{unit}", fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.grid(True, alpha=0.3)
+
+
+def save_dataset_figure(path: Path, dataset: str, table: DualTable) -> None:
+    """One PNG per dataset: a panel per sweep (accuracy % vs the swept parameter, a line per
+    model), plus FS vs λ for the salience sweep (the paper's Fig. 3, left)."""
+    panels: list[tuple[SweepAxis, bool]] = [(s, False) for s in table.sweeps]
+    panels += [(s, True) for s in table.sweeps if s.dual and s.parameter == SALIENCE_PARAMETER]
+    columns = min(len(panels), MAX_PANEL_COLUMNS)
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(columns * PANEL_INCHES[0], rows * PANEL_INCHES[1]), squeeze=False
+    )
+    for ax, (sweep, is_fs) in zip(axes.flat, panels, strict=False):
+        kind = "dual" if sweep.dual else "PGD"
+        what = f"{NORM_MATH[sweep.norm]} {kind}"
+        if is_fs:
+            fs = table.fs_curves[(dataset, sweep.name)]
+            _draw_curves(ax, sweep, fs, "foreground score")
+            ax.axhline(PAPER_FS_FLOOR, color="black", linestyle="--", linewidth=0.8)
+            natural = table.fs_natural[(dataset, sweep.name)]
+            ax.axhline(natural, color="tab:green", linestyle=":", linewidth=1.0, label="clean images")
+            ax.set_ylim(*FS_LIMITS)
+            ax.set_title(
+                f"{what}: FS vs {PARAMETER_MATH[sweep.parameter]} (paper {sweep.figure})", fontsize=9
+            )
+            ax.legend(fontsize=6)
+        else:
+            _draw_curves(ax, sweep, table.curves[(dataset, sweep.name)], "accuracy %")
+            ax.set_ylim(*PERCENT_LIMITS)
+            param = PARAMETER_MATH[sweep.parameter]
+            ax.set_title(f"{what}: accuracy vs {param} (paper {sweep.figure})", fontsize=9)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"{_title(dataset)}: dual-perturbation report", fontsize=11)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        # No software version in the file: the same numbers give the same bytes.
+        fig.savefig(tmp, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
+    plt.close(fig)
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    with atomic_open(path) as fh:
+        frame.to_csv(fh, index=False, lineterminator="\n")
+
+
+def plot_paths(table: DualTable, plots: Path) -> dict[Path, pd.DataFrame]:
+    """``<plots>/<dataset>__<sweep>.csv`` (accuracy %) and, for dual sweeps,
+    ``<plots>/<dataset>__<sweep>__foreground_score.csv`` (mean FS), for ``dvc plots``."""
+    files = {plots / f"{dataset}__{sweep}.csv": curve for (dataset, sweep), curve in table.curves.items()}
+    files.update(
+        {plots / f"{ds}__{sweep}__{FS_SUFFIX}.csv": curve for (ds, sweep), curve in table.fs_curves.items()}
+    )
+    return files
+
+
+def write_dual_report(
+    spec: dict[str, Any],
+    params: Params,
+    evals_dir: Path,
+    out: Path,
+    figures: Path,
+    plots: Path,
+    scale: str,
+) -> DualTable:
+    """Build the report from ``spec`` (params' ``tables.dual_perturbation``) and write ``out``.csv,
+    ``out``.md, ``<figures>/<dataset>.png`` and the plot CSVs under ``plots``. Every evaluation
+    the report reads must exist (a missing one is a DataError naming its file), and nothing is
+    written before all of them are read."""
+    evals = load_evals(evals_dir, required_pairs(spec))
+    table = build_dual_table(evals, spec, params)
+    figures.mkdir(parents=True, exist_ok=True)
+    plots.mkdir(parents=True, exist_ok=True)
+    figure_files = [figures / f"{dataset}.png" for dataset in spec["datasets"]]
+    for dataset, path in zip(spec["datasets"], figure_files, strict=True):
+        save_dataset_figure(path, dataset, table)
+    plot_files = plot_paths(table, plots)
+    for path, frame in plot_files.items():
+        _write_csv(path, frame)
+    write_table(
+        out, table.frame, to_markdown(table, scale=scale, figures=figure_files, plots=list(plot_files))
+    )
+    return table
