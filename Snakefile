@@ -21,6 +21,7 @@ rule all:
         "results/tables/attention_masks.md",
         "results/tables/datasets.md",
         "results/tables/dual_perturbation.md",
+        "results/tables/pixel_space.md",
         expand(
             "results/figures/dual_gradients/{dataset}.png",
             dataset=config["tables"]["dual_perturbation"]["datasets"],

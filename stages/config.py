@@ -100,14 +100,35 @@ def _check_references(params: dict[str, Any], source: str) -> None:
         for model in spec["models"]:
             if model not in params["models"]:
                 problems.append(f"evaluation.groups.{group}.models: unknown model {model!r}")
-            elif params["models"][model]["dataset"] != spec["dataset"]:
+                continue
+            trained_on = params["models"][model]["dataset"]
+            if {spec["dataset"], trained_on} <= set(params["datasets"]) and not _same_images(
+                params["datasets"], trained_on, spec["dataset"]
+            ):
                 problems.append(
                     f"evaluation.groups.{group}.models: {model!r} is a model of dataset "
-                    f"{params['models'][model]['dataset']!r}, not of the group's {spec['dataset']!r}"
+                    f"{params['models'][model]['dataset']!r}, whose images and classes differ from the "
+                    f"group's {spec['dataset']!r} (another raw source or builder)"
                 )
         for attack in spec["attacks"]:
             if attack not in params["attacks"]:
                 problems.append(f"evaluation.groups.{group}.attacks: unknown attack {attack!r}")
+    evaluated_on: dict[tuple[str, str], str] = {}
+    for group, spec in params["evaluation"]["groups"].items():
+        for pair in ((m, a) for m in spec["models"] for a in spec["attacks"]):
+            first = evaluated_on.setdefault(pair, spec["dataset"])
+            if first != spec["dataset"]:
+                problems.append(
+                    f"evaluation.groups.{group}: {pair[0]!r} x {pair[1]!r} is also evaluated on "
+                    f"{first!r} by another group; one pair has one result file, so list it in one group"
+                )
+    for name, model in params["models"].items():
+        attack = params["attacks"].get(model["train_attack"], {})
+        if attack.get("kind") == "de":
+            problems.append(
+                f"models.{name}.train_attack: {model['train_attack']!r} is a differential-evolution "
+                f"attack, which is black-box and far too slow to train on; use a pgd or dual attack"
+            )
     for key in ("ground_truth", "routine"):
         name = params.get("mask_quality", {}).get(key)
         if name is not None and name not in params["datasets"]:
@@ -153,6 +174,24 @@ def _check_references(params: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: " + "; ".join(problems))
 
 
+# Builder options that only add foreground masks (and so keep only the masked images); two
+# datasets differing in nothing else hold the same images and classes.
+MASK_ONLY_OPTIONS = frozenset({"grabcut"})
+
+
+def _same_images(datasets: dict[str, Any], a: str, b: str) -> bool:
+    """Whether a model trained on dataset ``a`` can be evaluated on ``b``: one builder made both
+    from one raw source with the same options but for masks (e.g. CIFAR-10 with and without
+    GrabCut masks)."""
+
+    def identity(name: str) -> tuple[Any, ...]:
+        ds = datasets[name]
+        options = {k: v for k, v in (ds.get("options") or {}).items() if k not in MASK_ONLY_OPTIONS}
+        return ds["source"], ds["builder"], json.dumps(options, sort_keys=True)
+
+    return identity(a) == identity(b)
+
+
 def resolve_scaled(value: Any, scale: str) -> Any:
     """Pick the active scale's entry of a ``{tiny, reduced, paper}`` mapping; else ``value``."""
     if isinstance(value, dict) and set(value) == set(SCALES):
@@ -176,11 +215,14 @@ class AttackSpec:
 
     ``kind: pgd`` uses ``eps``/``step_size``/``region``/``localization``; ``kind: dual`` (the
     dual-perturbation attack) uses the ``*_foreground``/``*_background`` budgets and steps,
-    ``salience_weight`` (λ), the ``salience`` model and where its ``foreground`` comes from.
+    ``salience_weight`` (λ), the ``salience`` model and where its ``foreground`` comes from;
+    ``kind: de`` (Wang et al.'s few-pixel differential evolution, evaluation only) uses
+    ``region``, ``pixels`` and the DE settings, on the first ``images`` test images, the first
+    ``targeted_images`` of the attacked ones also towards every other class.
     """
 
     name: str
-    kind: Literal["none", "pgd", "dual"]
+    kind: Literal["none", "pgd", "dual", "de"]
     norm: Literal["linf", "l2"] | None = None
     eps: float = 0.0
     step_size: float = 0.0
@@ -196,6 +238,16 @@ class AttackSpec:
     salience_weight: float = 0.0
     salience: str = "spectral_residual"
     foreground: Literal["segmentation", "saliency"] = "segmentation"
+    pixels: int = 1
+    population: int = 400
+    max_generations: int = 100
+    mutation: tuple[float, float] = (0.5, 1.0)
+    crossover_rate: float = 0.7
+    strategy: Literal["best1", "rand1"] = "best1"
+    init: Literal["latin_hypercube", "random"] = "latin_hypercube"
+    color_levels: int | None = 256
+    images: int | None = None  # None: every evaluated image
+    targeted_images: int = 0
 
 
 def _absolute_steps(entry: dict[str, Any]) -> dict[str, Any]:
@@ -305,7 +357,12 @@ class Params:
         return resolve_tree(entry, self.scale)
 
     def attack(self, name: str) -> AttackSpec:
-        return AttackSpec(name=name, **_absolute_steps(self._entry("attacks", name)))
+        entry = _absolute_steps(self._entry("attacks", name))
+        if "mutation" in entry:
+            entry["mutation"] = tuple(entry["mutation"])
+        if "images" in entry:
+            entry["images"] = _count(entry["images"])
+        return AttackSpec(name=name, **entry)
 
     def training(self, name: str) -> TrainingSpec:
         entry = self._entry("training", name)
@@ -340,15 +397,23 @@ class Params:
             options=make_config(builder, entry.get("options", {}), f"{where}.options"),
         )
 
-    def check_pair(self, model: str, attack: str) -> None:
-        """A model/attack pair fits when the attack's region exists on the model's dataset."""
+    def check_pair(self, model: str, attack: str, dataset: str | None = None) -> None:
+        """A model/attack pair fits when the attack's region exists on the dataset it runs on
+        (``dataset``, by default the model's own)."""
         from stages.masks.regions import REGIONS_NEEDING_FOREGROUND
 
         spec = self.model(model)
+        if dataset is not None and dataset != spec.dataset.name:
+            spec = dataclasses.replace(spec, dataset=self.dataset(dataset))
         attack_spec = self.attack(attack)
         if attack_spec.kind == "dual":
             self._check_dual_pair(spec, attack_spec)
             return
+        if attack_spec.kind == "de" and spec.input == "foreground":
+            raise ConfigError(
+                f"{model} x {attack}: a differential-evolution attack writes whole pixels, and model "
+                f"{model!r} sees only x∘F (models.{model}.input: foreground); evaluate it with a pgd attack"
+            )
         region = attack_spec.region
         if attack_spec.kind != "none" and region in REGIONS_NEEDING_FOREGROUND:
             if not spec.dataset.has_masks:
@@ -357,6 +422,13 @@ class Params:
                     f"dataset {spec.dataset.name!r} has none (datasets.{spec.dataset.name}.options); "
                     f"use a masked dataset or a region that needs no mask (full, box, outside_box)"
                 )
+
+    def evaluation_dataset(self, model: str, attack: str) -> DatasetSpec:
+        """The dataset whose test images the pair is evaluated on: its evaluation group's."""
+        for group in self.raw["evaluation"]["groups"].values():
+            if model in group["models"] and attack in group["attacks"]:
+                return self.dataset(group["dataset"])
+        raise ConfigError(f"{model} x {attack}: no evaluation.groups entry lists both; add them to one group")
 
     @staticmethod
     def _check_dual_pair(model: ModelSpec, attack: AttackSpec) -> None:
@@ -397,15 +469,15 @@ class Params:
     def evaluations(self) -> list[tuple[str, str]]:
         """Every (model, attack) pair to evaluate, in params order, without repeats; a pair
         that does not fit is a ConfigError here, when the DAG is built."""
-        pairs: dict[tuple[str, str], None] = {}
+        pairs: dict[tuple[str, str], str] = {}
         for group in self.raw["evaluation"]["groups"].values():
             for model in group["models"]:
                 for attack in group["attacks"]:
-                    pairs[(model, attack)] = None
+                    pairs.setdefault((model, attack), group["dataset"])
         for model in self.raw["models"]:
             self.check_pair(model, self.raw["models"][model]["train_attack"])
-        for model, attack in pairs:
-            self.check_pair(model, attack)
+        for (model, attack), dataset in pairs.items():
+            self.check_pair(model, attack, dataset)
         return list(pairs)
 
 

@@ -26,7 +26,10 @@ def main(args: argparse.Namespace) -> None:
     params = Params.load(args.params, args.scale)
     spec = params.model(args.model)
     attack = params.attack(args.attack)
-    split = require_images(load_split(args.data).head(spec.dataset.test_samples), args.data, "evaluate on")
+    # The evaluation group's dataset: the model's own, or the same images with other
+    # annotations (e.g. CIFAR-10 models attacked on the GrabCut-masked test images).
+    dataset = params.evaluation_dataset(args.model, args.attack)
+    split = require_images(load_split(args.data).head(dataset.test_samples), args.data, "evaluate on")
     device = select_device(params.device)
     seed_everything(params.seed)
     model = load_trained(args.weights, device)
@@ -42,7 +45,7 @@ def main(args: argparse.Namespace) -> None:
         progress=not args.no_progress,
     )
     out = Path(args.out)
-    write_json(out, {"model": spec.name, "dataset": spec.dataset.name, "scale": params.scale, **metrics})
+    write_json(out, {"model": spec.name, "dataset": dataset.name, "scale": params.scale, **metrics})
     write_json(out.with_suffix(".throughput.json"), {"device": str(device), **throughput})
 
 

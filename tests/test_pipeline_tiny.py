@@ -74,6 +74,19 @@ def test_full_run_writes_the_dual_perturbation_report(finished: Path) -> None:
     assert "segment6__l2_dual_eps_background.csv" in shown
 
 
+def test_full_run_writes_the_pixel_space_report(finished: Path) -> None:
+    md = (finished / "results/tables/pixel_space.md").read_text()
+    assert "tiny" in md and "Table II" in md and "Table IV" in md
+    for figure in ("targets_reached", "untargeted_heatmap", "targeted_heatmap", "fitness"):
+        assert (finished / f"results/figures/pixel_space/{figure}.png").stat().st_size > 0
+    # CIFAR-10 models, attacked on the GrabCut test images.
+    record = json.loads((finished / "results/evals/cifar10_vgg16/de_background_1px.json").read_text())
+    assert record["dataset"] == "cifar10_grabcut"
+    block = record["pixel_attack"]
+    assert block["attacked"] <= record["samples"]
+    assert block["targeted"] is None or block["targeted"]["pairs"] == block["targeted"]["images"] * 9
+
+
 def test_second_snakemake_run_has_nothing_to_do(finished: Path) -> None:
     assert snakemake_jobs(finished, *PROFILE) == []
 

@@ -61,6 +61,12 @@ STAGE_CODE: dict[str, list[str]] = {
         "stages/models",
         "stages/data/processed.py",
     ],
+    "pixel_table": [
+        "stages/pixel_table.py",
+        "stages/report/pixel_table.py",
+        "stages/report/evals.py",
+        "stages/report/markdown.py",
+    ],
     "grabcut_vs_ground_truth": [
         "stages/grabcut_vs_ground_truth.py",
         "stages/masks/grabcut.py",

@@ -53,6 +53,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from stages.utils.progress import progress as progress_bar
+
 Strategy = Literal["best1", "rand1"]
 STRATEGIES: tuple[str, ...] = ("best1", "rand1")
 Init = Literal["latin_hypercube", "random"]
@@ -405,6 +407,8 @@ def differential_evolution_attack(
     targets: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     record_history: bool = False,
+    progress: bool = False,
+    desc: str = "differential evolution",
 ) -> DEResult:
     """Few-pixel DE attack on every image at once (see the module docstring).
 
@@ -419,6 +423,7 @@ def differential_evolution_attack(
         generator: seeds the per-image random streams (CPU or CUDA); None uses torch's
             global generator.
         record_history: also return the best fitness per generation.
+        progress: show a progress bar over generations, labelled ``desc``.
 
     Raises:
         ValueError: on inconsistent shapes, or a region with fewer than ``config.pixels`` pixels.
@@ -480,7 +485,9 @@ def differential_evolution_attack(
     # generation's trials, since a successful trial can lose the selection to its parent.
     pool, pool_scores = pop, scores
 
-    for generation in range(cfg.max_generations + 1):
+    for generation in progress_bar(
+        range(cfg.max_generations + 1), desc=desc, enabled=progress, unit="generation"
+    ):
         alive_cpu = alive.cpu()
         queries[alive_cpu] += size
         generations[alive_cpu] = generation
@@ -598,6 +605,8 @@ def targeted_all_pairs(
     *,
     generator: torch.Generator | None = None,
     record_history: bool = False,
+    progress: bool = False,
+    desc: str = "targeted differential evolution",
 ) -> TargetedSweep:
     """A targeted attack of every image towards each of the other ``num_classes - 1`` classes.
 
@@ -632,6 +641,8 @@ def targeted_all_pairs(
         targets=target,
         generator=generator,
         record_history=record_history,
+        progress=progress,
+        desc=desc,
     )
     return TargetedSweep(
         image_index=image_index.cpu(),

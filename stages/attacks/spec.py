@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from stages.attacks.differential_evolution import DEConfig
 from stages.attacks.dual import dual_pgd
 from stages.attacks.pgd import localized_pgd
 from stages.config import AttackSpec
@@ -43,6 +44,21 @@ def dual_foreground(
             f"this dataset has none (use foreground: saliency)"
         )
     return masks
+
+
+def de_config(spec: AttackSpec, *, targeted: bool = False) -> DEConfig:
+    """The DE settings of a ``kind: de`` attack (Wang et al., §IV-B; defaults in DEConfig)."""
+    return DEConfig(
+        pixels=spec.pixels,
+        population=spec.population,
+        max_generations=spec.max_generations,
+        mutation=spec.mutation,
+        crossover_rate=spec.crossover_rate,
+        strategy=spec.strategy,
+        init=spec.init,
+        targeted=targeted,
+        color_levels=spec.color_levels,
+    )
 
 
 def attack_region(
@@ -82,6 +98,11 @@ def perturb(
     """
     if spec.kind == "none":
         return x
+    if spec.kind == "de":
+        raise DataError(
+            f"{spec.name}: a differential-evolution attack runs in evaluation only "
+            f"(stages.evaluation.pixel), not as a training or gradient attack"
+        )
     if spec.kind == "dual":
         if model_input == "foreground":
             raise DataError(f"{spec.name}: a dual attack needs a model that sees the background")

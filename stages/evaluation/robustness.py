@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from stages.attacks.spec import dual_foreground, perturb, salience_model
 from stages.config import AttackSpec
 from stages.data.processed import ProcessedSplit
+from stages.evaluation.pixel import evaluate_pixel_attack
 from stages.models.inputs import model_view
 from stages.saliency import foreground_score
 from stages.utils.progress import progress as progress_bar
@@ -40,8 +41,20 @@ def evaluate(
 
     ``model_input`` is what the model sees (see :mod:`stages.models.inputs`): a foreground
     model is shown x∘F and attacked on its foreground only. The metrics are deterministic for
-    a fixed seed and device; throughput is timing only.
+    a fixed seed and device; throughput is timing only. Few-pixel DE attacks (``kind: de``)
+    are black-box and report much more: see :mod:`stages.evaluation.pixel`.
     """
+    if attack.kind == "de":
+        return evaluate_pixel_attack(
+            model,
+            split,
+            attack,
+            box_fraction=box_fraction,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
     model.eval()
     x_all, y_all, m_all = split.tensors()
     gen = torch.Generator(device=device)

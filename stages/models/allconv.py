@@ -28,6 +28,8 @@ at initialisation never receives a gradient. Weights use He (Kaiming) normal ini
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -45,6 +47,15 @@ _LAYOUT: tuple[tuple[int, int, int, int], ...] = (
 _STRIDED = frozenset({2, 5})  # indices of the layers replacing max-pooling (dropout after them)
 _INPUT_DROPOUT = 0.2  # Springenberg et al. 2015, training setup: 20 % on the input
 _HIDDEN_DROPOUT = 0.5  # ... and 50 % after each pooling-replacing layer
+
+
+@dataclass(frozen=True)
+class AllConvConfig:
+    """params.yaml options of family ``allconv`` (see :class:`AllConvNet`)."""
+
+    width: float = 1.0
+    dropout: bool = True
+    final_relu: bool = False
 
 
 def scaled(channels: int, width: float) -> int:

@@ -27,6 +27,8 @@ training schedule). ``width`` scales every hidden channel count for CPU-sized ru
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -41,6 +43,15 @@ _BLOCKS: tuple[tuple[int, int, tuple[int, int, int]], ...] = (
 )
 _POOL_KERNEL, _POOL_STRIDE = 3, 2  # Lin et al.'s released CIFAR-10 model
 _DROPOUT = 0.5  # Lin et al. 2014, §4.1: dropout on the outputs of all but the last mlpconv layer
+
+
+@dataclass(frozen=True)
+class NinConfig:
+    """params.yaml options of family ``nin`` (see :class:`NetworkInNetwork`)."""
+
+    width: float = 1.0
+    dropout: bool = True
+    final_relu: bool = False
 
 
 def _pooled(size: int) -> int:

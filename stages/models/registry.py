@@ -14,7 +14,9 @@ from typing import Any
 
 from torch import nn
 
+from stages.models.allconv import AllConvConfig, AllConvNet
 from stages.models.lat_cnn import LatCNN, LatCnnConfig
+from stages.models.nin import NetworkInNetwork, NinConfig
 from stages.models.resnet import ResNet, ResNetConfig
 from stages.models.vgg import VGG, VggConfig
 from stages.utils.errors import ConfigError
@@ -34,6 +36,15 @@ FAMILIES: dict[str, Family] = {
     "lat_cnn": Family(LatCnnConfig, LatCNN),
     "vgg": Family(VggConfig, VGG),
     "resnet": Family(ResNetConfig, lambda c, s, n, o: ResNet(c, s, n, depth=o.depth, width=o.width)),
+    # Wang et al.'s CIFAR-10 models (pixel space, §IV-A) beside VGG-16 (family vgg, depth 16).
+    "allconv": Family(
+        AllConvConfig,
+        lambda c, s, n, o: AllConvNet(c, s, n, o.width, dropout=o.dropout, final_relu=o.final_relu),
+    ),
+    "nin": Family(
+        NinConfig,
+        lambda c, s, n, o: NetworkInNetwork(c, s, n, o.width, dropout=o.dropout, final_relu=o.final_relu),
+    ),
 }
 
 

@@ -1,9 +1,10 @@
-# Evaluation: one job per (model, attack) pair that params.yaml's evaluation groups list.
+# Evaluation: one job per (model, attack) pair that params.yaml's evaluation groups list, on
+# the test images of the pair's group dataset (gradient attacks and few-pixel DE alike).
 
 
 rule evaluate:
     input:
-        data=lambda wc: f"data/processed/{dataset_of_model(wc.model)}/test.npz",
+        data=lambda wc: f"data/processed/{PARAMS.evaluation_dataset(wc.model, wc.attack).name}/test.npz",
         weights="results/models/{model}/model.pt",
     output:
         metrics="results/evals/{model}/{attack}.json",
@@ -11,6 +12,7 @@ rule evaluate:
     params:
         model=lambda wc: plain(PARAMS.model(wc.model)),
         attack=lambda wc: plain(PARAMS.attack(wc.attack)),
+        dataset=lambda wc: plain(PARAMS.evaluation_dataset(wc.model, wc.attack)),
         seed=config["seed"],
         device=config["device"],
         regions=config["regions"],

@@ -84,3 +84,18 @@ rule dual_gradients:
     shell:
         "python -m stages.dual_gradients --params params.yaml --scale {SCALE} --dataset {wildcards.dataset}"
         " --data {input.data} --models results/models --out {output}"
+
+
+rule pixel_table:
+    input:
+        table_inputs("pixel_space"),
+    output:
+        csv="results/tables/pixel_space.csv",
+        md="results/tables/pixel_space.md",
+        figures=directory("results/figures/pixel_space"),
+    params:
+        spec=config["tables"]["pixel_space"],
+        code=code("pixel_table"),
+    shell:
+        "python -m stages.pixel_table --params params.yaml --scale {SCALE} --evals results/evals"
+        " --out results/tables/pixel_space --figures {output.figures}"
