@@ -1,0 +1,572 @@
+"""Backdrop's batched few-pixel DE attack against per-image peers, side by side in one run.
+
+    uv run python bench/de_vs_peers.py --weights results/models/cifar10_natural/model.pt \
+        --data data/processed/cifar10_grabcut/test.npz --images 10 --pixels 1 --population 400 \
+        --generations 100 --device cpu --peers scipy,art --out bench/results/de_vs_peers.json
+
+Add ``torchattacks`` to ``--peers`` to include its ``OnePixel``; it is not a project dependency
+(it pins ``requests~=2.25.1``), so run the script with ``uv run --with torchattacks python ...``.
+
+What it measures. Every attack runs untargeted, over the whole image, on the same trained model
+and the same images: the first ``--images`` test images the model classifies correctly. For
+each attack it records the wall time (images/s), the success rate (the model's label of the
+returned image differs from the true label and at most k pixels changed; the same check for
+every attack) with its binomial standard error sqrt(p(1 - p)/n), and the model queries per
+image (images passed through the model, counted the same way for every attack). The speed-up
+is ours' images/s over the peer's (> 1: ours is faster); the success-rate difference is the
+peer's minus ours' on the same images, with the standard error sqrt(se_peer^2 + se_ours^2).
+
+The attacks:
+
+* ``backdrop``: :func:`stages.attacks.differential_evolution.differential_evolution_attack`
+  on all images at once, :class:`DEConfig` defaults (``max_batch`` included) except pixels,
+  population and generations.
+* ``backdrop-per-image`` (optional): the same function called once per image, which separates
+  the gain of batching images from the rest.
+* ``scipy``: ``scipy.optimize.differential_evolution`` one image at a time, as Su et al. and
+  Wang et al. ran it: genes (row, col, r, g, b) per pixel over the whole image, ``popsize`` =
+  population // (5k) (scipy's popsize multiplies the number of parameters; the table shows the
+  resulting total), Latin-hypercube init, F ~ U[0.5, 1), CR 0.7, best1bin, no polishing, no
+  stop on convergence, stop once some candidate changes the label (like ours). The fitness
+  (true-class probability) is evaluated for the whole population in one forward pass
+  (``vectorized=True``, hence ``updating="deferred"``): the fastest fair setting of this peer.
+* ``art``: ART's ``PixelAttack`` (th = k, es = 1: DE) through a ``PyTorchClassifier`` whose
+  model ends in a softmax, so that its fitness is the true-class probability as in ours.
+* ``torchattacks``: ``torchattacks.OnePixel`` with the same total population and
+  ``inf_batch`` = population.
+
+ART and torchattacks fix some DE settings themselves; the run's notes (printed and in the JSON)
+list every difference from ours. Numbers from a shared or throttled machine are noisy: compare
+ratios from one run, not absolute times across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy
+import torch
+from scipy.optimize import OptimizeResult
+from scipy.optimize import differential_evolution as scipy_differential_evolution
+from torch import nn
+
+# Run as a script (`python bench/de_vs_peers.py`), Python puts bench/ on the path, not the
+# repository root that holds `stages`.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from stages.attacks.differential_evolution import DEConfig, differential_evolution_attack  # noqa: E402
+from stages.data.processed import load_split  # noqa: E402
+from stages.models.checkpoint import load_trained  # noqa: E402
+
+OURS = "backdrop"
+OURS_PER_IMAGE = "backdrop-per-image"
+PEERS: tuple[str, ...] = ("scipy", "art", "torchattacks", OURS_PER_IMAGE)
+
+COLOR_MAX = 255  # colours are 8-bit levels 0..255, as DEConfig's default color_levels=256
+CHANGE_TOLERANCE = 0.5 / COLOR_MAX  # a pixel counts as changed if a channel moves by half a level
+GENES_PER_PIXEL_POSITION = 2  # peers encode a pixel as (row, col) followed by its C colours
+SCIPY_MUTATION = (0.5, 1.0)  # the paper's F ~ U[0.5, 1) ("dithering")
+SCIPY_RECOMBINATION = 0.7  # CR; scipy's default and DEConfig's
+SCIPY_STRATEGY = "best1bin"  # DEConfig's default strategy "best1"
+SCIPY_INIT = "latinhypercube"  # DEConfig's default init "latin_hypercube"
+# scipy stops when std(energies) <= atol + tol * |mean(energies)|; with these it never does.
+NO_CONVERGENCE_TOL = 0.0
+NO_CONVERGENCE_ATOL = -1.0
+ART_POPULATION = 400  # ART hard-codes popsize = 400 // (number of parameters)
+ART_FORWARD_BATCH = 128  # PyTorchClassifier.predict's default batch, which PixelAttack uses
+ART_ES_DE = 1  # PixelAttack's es: 0 = CMA-ES, 1 = differential evolution
+SCAN_BATCH = 512  # images per forward pass when looking for correctly classified ones
+DEFAULT_SEED = 0
+
+
+# ------------------------------------------------------------------ helpers
+
+
+class CountingModel(nn.Module):
+    """The model, counting the images it is asked about (the attack's queries)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.queries = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.queries += x.shape[0]
+        return self.model(x)
+
+
+@dataclass
+class Run:
+    """One attack's measurement. ``success`` and ``queries`` are per image, in image order."""
+
+    peer: str
+    images: int
+    population: int
+    generations: int
+    seconds: float
+    success: list[bool]
+    queries: list[int]
+    notes: list[str]
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds
+
+    @property
+    def success_rate(self) -> float:
+        return sum(self.success) / len(self.success)
+
+
+def binomial_se(p: float, n: int) -> float:
+    return math.sqrt(p * (1.0 - p) / n)
+
+
+def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([model(chunk).argmax(dim=1) for chunk in images.split(SCAN_BATCH)])
+
+
+def correctly_classified(
+    model: nn.Module, data: Path, count: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``count`` images of ``data`` the model classifies correctly, and their labels."""
+    split = load_split(data)
+    images, labels, _ = split.tensors()
+    picked: list[int] = []
+    for start in range(0, len(split), SCAN_BATCH):
+        chunk = slice(start, start + SCAN_BATCH)
+        right = predict(model, images[chunk].to(device)).cpu() == labels[chunk]
+        picked += (right.nonzero().flatten() + start).tolist()
+        if len(picked) >= count:
+            break
+    if len(picked) < count:
+        raise SystemExit(f"{data}: the model classifies only {len(picked)} images correctly, not {count}")
+    index = torch.tensor(picked[:count])
+    return images[index].to(device), labels[index].to(device)
+
+
+def num_classes(model: nn.Module, images: torch.Tensor) -> int:
+    with torch.no_grad():
+        return int(model(images[:1]).shape[1])
+
+
+def verify(
+    model: nn.Module, clean: torch.Tensor, adversarial: torch.Tensor, labels: torch.Tensor, pixels: int
+) -> list[bool]:
+    """Per image: the label changed and at most ``pixels`` pixels changed (the same test for all)."""
+    changed = ((adversarial - clean).abs().amax(dim=1) > CHANGE_TOLERANCE).flatten(1).sum(dim=1)
+    fooled = predict(model, adversarial) != labels
+    return (fooled & (changed <= pixels)).cpu().tolist()
+
+
+def paint(image: torch.Tensor, genes: np.ndarray, pixels: int) -> torch.Tensor:
+    """Copies of ``image`` (C, H, W) with candidates ``genes`` (S, k * (2 + C)) written in.
+
+    A pixel's genes are (row, col, colour...) with row in [0, H], col in [0, W] (floored) and
+    colours in [0, 255] (rounded to the nearest 8-bit level), as in DEConfig's default.
+    """
+    channels, height, width = image.shape
+    g = torch.from_numpy(np.ascontiguousarray(genes)).to(image.device)
+    g = g.view(g.shape[0], pixels, GENES_PER_PIXEL_POSITION + channels)
+    rows = g[:, :, 0].floor().long().clamp(0, height - 1)
+    cols = g[:, :, 1].floor().long().clamp(0, width - 1)
+    colour = (g[:, :, GENES_PER_PIXEL_POSITION:].round() / COLOR_MAX).to(image.dtype)
+    out = image.unsqueeze(0).repeat(g.shape[0], 1, 1, 1)
+    view = out.view(g.shape[0], channels, height * width)
+    # (S, k) indices around a slice index a (S, k, C) block: the colours' layout.
+    view[torch.arange(g.shape[0], device=out.device).unsqueeze(1), :, rows * width + cols] = colour
+    return out
+
+
+def timed(attack: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
+    start = time.perf_counter()
+    adversarial = attack()
+    return adversarial, time.perf_counter() - start
+
+
+# ------------------------------------------------------------------ the attacks
+
+
+def run_ours(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: DEConfig,
+    seed: int,
+    per_image: bool,
+) -> Run:
+    generator = torch.Generator().manual_seed(seed)
+    queries: list[int] = []
+
+    def attack() -> torch.Tensor:
+        if not per_image:
+            result = differential_evolution_attack(model, images, labels, None, cfg, generator=generator)
+            queries.extend(result.queries.tolist())
+            return result.adversarial
+        out = []
+        for i in range(images.shape[0]):
+            one = slice(i, i + 1)
+            result = differential_evolution_attack(
+                model, images[one], labels[one], None, cfg, generator=generator
+            )
+            queries.extend(result.queries.tolist())
+            out.append(result.adversarial)
+        return torch.cat(out)
+
+    adversarial, seconds = timed(attack)
+    how = "one image per call" if per_image else "all images in one call"
+    return Run(
+        peer=OURS_PER_IMAGE if per_image else OURS,
+        images=images.shape[0],
+        population=cfg.population,
+        generations=cfg.max_generations,
+        seconds=seconds,
+        success=verify(model, images, adversarial.to(images.device), labels, cfg.pixels),
+        queries=queries,
+        notes=[f"DEConfig defaults except pixels/population/generations (max_batch={cfg.max_batch}); {how}"],
+    )
+
+
+def run_scipy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: DEConfig, seed: int) -> Run:
+    channels, height, width = images.shape[1:]
+    bounds = [(0, height), (0, width)] + [(0, COLOR_MAX)] * channels
+    bounds = bounds * cfg.pixels
+    popsize = max(1, cfg.population // len(bounds))
+    queries: list[int] = []
+
+    def attack_one(image: torch.Tensor, label: int, image_seed: int) -> torch.Tensor:
+        found: list[torch.Tensor] = []  # the first successful candidate, once there is one
+        spent = 0
+
+        def fitness(x: np.ndarray) -> np.ndarray:  # x: (parameters, S), vectorized=True
+            nonlocal spent
+            candidates = paint(image, x.T, cfg.pixels)
+            with torch.no_grad():
+                probs = torch.softmax(model(candidates).float(), dim=1)
+            spent += candidates.shape[0]
+            p_true = probs[:, label]
+            fooled = probs.argmax(dim=1) != label
+            if not found and bool(fooled.any()):
+                found.append(candidates[torch.where(fooled, p_true, math.inf).argmin()])
+            return p_true.cpu().double().numpy()
+
+        def stop_when_fooled(intermediate_result: OptimizeResult) -> None:
+            if found:
+                raise StopIteration
+
+        result = scipy_differential_evolution(
+            fitness,
+            bounds,
+            strategy=SCIPY_STRATEGY,
+            maxiter=cfg.max_generations,
+            popsize=popsize,
+            tol=NO_CONVERGENCE_TOL,
+            atol=NO_CONVERGENCE_ATOL,
+            mutation=SCIPY_MUTATION,
+            recombination=SCIPY_RECOMBINATION,
+            seed=image_seed,
+            callback=stop_when_fooled,
+            polish=False,
+            init=SCIPY_INIT,
+            updating="deferred",
+            vectorized=True,
+        )
+        queries.append(spent)
+        return found[0] if found else paint(image, result.x[np.newaxis], cfg.pixels)[0]
+
+    def attack() -> torch.Tensor:
+        return torch.stack([attack_one(images[i], int(labels[i]), seed + i) for i in range(images.shape[0])])
+
+    adversarial, seconds = timed(attack)
+    return Run(
+        peer="scipy",
+        images=images.shape[0],
+        population=popsize * len(bounds),
+        generations=cfg.max_generations,
+        seconds=seconds,
+        success=verify(model, images, adversarial, labels, cfg.pixels),
+        queries=queries,
+        notes=[
+            f"scipy {scipy.__version__}: popsize={popsize} x {len(bounds)} parameters, vectorized=True, "
+            "updating='deferred' (the fastest fair setting of this peer), seed per image",
+            "the early-stop callback runs after each generation, not after the initial population: "
+            "an image fooled by its initial population still costs one generation",
+            "k > 1: pixels are not made distinct (a repeated pixel overwrites); ours repairs clashes",
+        ],
+    )
+
+
+def run_art(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: DEConfig, seed: int) -> Run:
+    import art
+    from art.attacks.evasion import PixelAttack
+    from art.estimators.classification import PyTorchClassifier
+
+    counting = CountingModel(model)
+    classifier = PyTorchClassifier(
+        model=nn.Sequential(counting, nn.Softmax(dim=1)),  # fitness: the true-class probability
+        loss=nn.CrossEntropyLoss(),  # required by the wrapper, unused by a black-box attack
+        input_shape=tuple(images.shape[1:]),
+        nb_classes=num_classes(model, images),
+        clip_values=cfg.value_range,
+        device_type="gpu" if images.device.type == "cuda" else "cpu",
+    )
+    attack_obj = PixelAttack(
+        classifier, th=cfg.pixels, es=ART_ES_DE, max_iter=cfg.max_generations, verbose=False
+    )
+    x = images.cpu().numpy()
+    y = labels.cpu().numpy()
+    queries: list[int] = []
+
+    def attack() -> torch.Tensor:
+        out = []
+        for i in range(x.shape[0]):
+            np.random.seed(seed + i)  # ART's DE draws from numpy's global RandomState
+            counting.queries = 0
+            out.append(attack_obj.generate(x[i : i + 1], y[i : i + 1]))
+            queries.append(counting.queries)
+        return torch.from_numpy(np.concatenate(out))
+
+    adversarial, seconds = timed(attack)
+    bounds_count = cfg.pixels * (GENES_PER_PIXEL_POSITION + images.shape[1])
+    population = max(1, ART_POPULATION // bounds_count) * bounds_count
+    notes = [
+        f"adversarial-robustness-toolbox {art.__version__}: PixelAttack(th={cfg.pixels}, es={ART_ES_DE}, "
+        f"max_iter={cfg.max_generations})",
+        "crossover rate 1 (hard-coded, Su et al.'s) instead of 0.7",
+        f"population fixed by ART at {ART_POPULATION} // parameters, whatever --population says",
+        "early stop only when the population's best member is fooled, checked with one extra query "
+        "per generation (not after the initial population); success only if the final best is fooled",
+        "positions: bounds [0, H] truncated and wrapped modulo H; colours truncated to 0..255 "
+        "(255 only at the bound) instead of rounded",
+        f"forward passes of {ART_FORWARD_BATCH} images (PyTorchClassifier.predict's default; "
+        "PixelAttack exposes no batch size)",
+        "seeded through numpy's global RandomState per image (ART's DE takes no seed)",
+    ]
+    if population != cfg.population:
+        notes.insert(2, f"population {population}, not {cfg.population}")
+    return Run(
+        peer="art",
+        images=images.shape[0],
+        population=population,
+        generations=cfg.max_generations,
+        seconds=seconds,
+        success=verify(model, images, adversarial.to(images.device, images.dtype), labels, cfg.pixels),
+        queries=queries,
+        notes=notes,
+    )
+
+
+def run_torchattacks(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: DEConfig, seed: int
+) -> Run:
+    try:
+        import torchattacks
+    except ImportError:
+        raise SystemExit(
+            "torchattacks is not installed; "
+            "run with `uv run --with torchattacks python bench/de_vs_peers.py ...`"
+        ) from None
+    counting = CountingModel(model)
+    attack_obj = torchattacks.OnePixel(
+        counting,
+        pixels=cfg.pixels,
+        steps=cfg.max_generations,
+        popsize=cfg.population,
+        inf_batch=cfg.population,
+    )
+    queries: list[int] = []
+
+    def attack() -> torch.Tensor:
+        out = []
+        for i in range(images.shape[0]):
+            np.random.seed(seed + i)  # torchattacks' DE draws from numpy's global RandomState
+            counting.queries = 0
+            out.append(attack_obj(images[i : i + 1], labels[i : i + 1]))
+            queries.append(counting.queries)
+        return torch.cat(out)
+
+    adversarial, seconds = timed(attack)
+    bounds_count = cfg.pixels * (GENES_PER_PIXEL_POSITION + images.shape[1])
+    population = max(1, cfg.population // bounds_count) * bounds_count
+    return Run(
+        peer="torchattacks",
+        images=images.shape[0],
+        population=population,
+        generations=cfg.max_generations,
+        seconds=seconds,
+        success=verify(model, images, adversarial, labels, cfg.pixels),
+        queries=queries,
+        notes=[
+            f"torchattacks {torchattacks.__version__}: popsize={cfg.population} (its total), "
+            f"inf_batch={cfg.population}",
+            "uniform random initial population (hard-coded) instead of a Latin hypercube",
+            "crossover rate 1 (hard-coded, Su et al.'s) instead of 0.7",
+            "colours continuous in [0, 1] instead of 8-bit levels; positions truncated",
+            "early stop only when the population's best member is fooled, checked with one extra query "
+            "per generation (not after the initial population); success only if the final best is fooled",
+            "seeded through numpy's global RandomState per image (its DE takes no seed)",
+        ],
+    )
+
+
+# ------------------------------------------------------------------ reporting
+
+
+def summary(run: Run, ours: Run) -> dict[str, Any]:
+    """The table's row for ``run``, compared with ``ours`` on the same (first) images."""
+    ours_success = ours.success[: run.images]
+    ours_rate = sum(ours_success) / len(ours_success)
+    se = binomial_se(run.success_rate, run.images)
+    se_ours = binomial_se(ours_rate, run.images)
+    return {
+        "peer": run.peer,
+        "images": run.images,
+        "population": run.population,
+        "generations": run.generations,
+        "seconds": run.seconds,
+        "images_per_second": run.images_per_second,
+        "success_rate": run.success_rate,
+        "success_se": se,
+        "mean_queries": sum(run.queries) / len(run.queries),
+        "speedup_ours_over_peer": ours.images_per_second / run.images_per_second,
+        "ours_success_rate_same_images": ours_rate,
+        "success_diff_peer_minus_ours": run.success_rate - ours_rate,
+        "success_diff_se": math.sqrt(se**2 + se_ours**2),
+    }
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    header = (
+        "| attack | images | population | generations | seconds | images/s | success rate ± s.e. "
+        "| mean queries | speed-up (ours/peer) | Δ success vs ours ± s.e. |"
+    )
+    lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['peer']} | {r['images']} | {r['population']} | {r['generations']} | {r['seconds']:.1f} "
+            f"| {r['images_per_second']:.4f} | {r['success_rate']:.2f} ± {r['success_se']:.2f} "
+            f"| {r['mean_queries']:.0f} | {r['speedup_ours_over_peer']:.2f}x "
+            f"| {r['success_diff_peer_minus_ours']:+.2f} ± {r['success_diff_se']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def parse_peer_images(text: str) -> dict[str, int]:
+    """``"art=4,torchattacks=4"`` -> {"art": 4, "torchattacks": 4}."""
+    out: dict[str, int] = {}
+    for item in filter(None, text.split(",")):
+        name, _, count = item.partition("=")
+        if name not in PEERS or not count.isdigit() or int(count) < 1:
+            raise SystemExit(f"--peer-images: expected PEER=N with PEER in {', '.join(PEERS)}, got {item!r}")
+        out[name] = int(count)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", type=Path, required=True, help="a trained model.pt")
+    p.add_argument("--data", type=Path, required=True, help="a processed split (.npz)")
+    p.add_argument("--images", type=int, default=10, help="attack the first N correctly classified images")
+    p.add_argument("--pixels", type=int, default=1, help="k, pixels changed per image")
+    p.add_argument("--population", type=int, default=DEConfig.population)
+    p.add_argument("--generations", type=int, default=DEConfig.max_generations)
+    p.add_argument("--max-batch", type=int, default=DEConfig.max_batch, help="ours' images per forward pass")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--peers", default="scipy,art", help=f"comma-separated, from: {', '.join(PEERS)}")
+    p.add_argument(
+        "--peer-images",
+        default="",
+        help="fewer images for slow peers, e.g. art=4,torchattacks=4 (the first of the same images)",
+    )
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--out", type=Path, help="write the measurements here (JSON)")
+    args = p.parse_args()
+
+    peers = [name for name in args.peers.split(",") if name]
+    unknown = sorted(set(peers) - set(PEERS))
+    if unknown:
+        raise SystemExit(f"unknown peers {unknown}; valid: {', '.join(PEERS)}")
+    peer_images = parse_peer_images(args.peer_images)
+
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    device = torch.device(args.device)
+    model = load_trained(args.weights, device)
+    images, labels = correctly_classified(model, args.data, args.images, device)
+    cfg = DEConfig(
+        pixels=args.pixels,
+        population=args.population,
+        max_generations=args.generations,
+        max_batch=args.max_batch,
+    )
+    runners: dict[str, Callable[[nn.Module, torch.Tensor, torch.Tensor, DEConfig, int], Run]] = {
+        "scipy": run_scipy,
+        "art": run_art,
+        "torchattacks": run_torchattacks,
+        OURS_PER_IMAGE: lambda m, x, y, c, s: run_ours(m, x, y, c, s, per_image=True),
+    }
+
+    print(f"{OURS}: {images.shape[0]} images", flush=True)
+    ours = run_ours(model, images, labels, cfg, args.seed, per_image=False)
+    runs = [ours]
+    for name in peers:
+        count = min(peer_images.get(name, images.shape[0]), images.shape[0])
+        print(f"{name}: {count} images", flush=True)
+        runs.append(runners[name](model, images[:count], labels[:count], cfg, args.seed))
+
+    rows = [summary(run, ours) for run in runs]
+    print()
+    print(markdown_table(rows))
+    for run in runs:
+        for note in run.notes:
+            print(f"- {run.peer}: {note}")
+
+    if args.out is not None:
+        record = {
+            "command": vars(args)
+            | {"weights": str(args.weights), "data": str(args.data), "out": str(args.out)},
+            "config": asdict(cfg),
+            "machine": {
+                "device": str(device),
+                "device_name": device_name(device),
+                "cpu_count": os.cpu_count(),
+                "torch_threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+                "scipy": scipy.__version__,
+                "python": platform.python_version(),
+            },
+            "rows": rows,
+            "runs": [asdict(run) for run in runs],
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
