@@ -22,6 +22,8 @@ rule all:
         "results/tables/datasets.md",
         "results/tables/dual_perturbation.md",
         "results/tables/pixel_space.md",
+        "results/tables/robustness_matrix.md",
+        "results/report.md",
         expand(
             "results/figures/dual_gradients/{dataset}.png",
             dataset=config["tables"]["dual_perturbation"]["datasets"],

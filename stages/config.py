@@ -100,34 +100,21 @@ def _check_references(params: dict[str, Any], source: str) -> None:
         for model in spec["models"]:
             if model not in params["models"]:
                 problems.append(f"evaluation.groups.{group}.models: unknown model {model!r}")
-                continue
-            trained_on = params["models"][model]["dataset"]
-            if {spec["dataset"], trained_on} <= set(params["datasets"]) and not _same_images(
-                params["datasets"], trained_on, spec["dataset"]
-            ):
-                problems.append(
-                    f"evaluation.groups.{group}.models: {model!r} is a model of dataset "
-                    f"{params['models'][model]['dataset']!r}, whose images and classes differ from the "
-                    f"group's {spec['dataset']!r} (another raw source or builder)"
-                )
         for attack in spec["attacks"]:
             if attack not in params["attacks"]:
                 problems.append(f"evaluation.groups.{group}.attacks: unknown attack {attack!r}")
-    evaluated_on: dict[tuple[str, str], str] = {}
-    for group, spec in params["evaluation"]["groups"].items():
-        for pair in ((m, a) for m in spec["models"] for a in spec["attacks"]):
-            first = evaluated_on.setdefault(pair, spec["dataset"])
-            if first != spec["dataset"]:
-                problems.append(
-                    f"evaluation.groups.{group}: {pair[0]!r} x {pair[1]!r} is also evaluated on "
-                    f"{first!r} by another group; one pair has one result file, so list it in one group"
-                )
+    problems += _check_evaluation_datasets(params)
     for name, model in params["models"].items():
         attack = params["attacks"].get(model["train_attack"], {})
         if attack.get("kind") == "de":
             problems.append(
                 f"models.{name}.train_attack: {model['train_attack']!r} is a differential-evolution "
                 f"attack, which is black-box and far too slow to train on; use a pgd or dual attack"
+            )
+        if attack.get("kind") == "autoattack":
+            problems.append(
+                f"models.{name}.train_attack: {model['train_attack']!r} is the AutoAttack ensemble, an "
+                f"evaluation reference; train on a pgd or dual attack"
             )
     for key in ("ground_truth", "routine"):
         name = params.get("mask_quality", {}).get(key)
@@ -138,6 +125,7 @@ def _check_references(params: dict[str, Any], source: str) -> None:
         for g in params["evaluation"]["groups"].values()
         for pair in ((m, a) for m in g["models"] for a in g["attacks"])
     }
+    problems += _check_matrix(params)
     # Tables laid out as datasets -> {role: model} x inputs -> {column: attack}.
     for table, spec in params["tables"].items():
         for ds, roles in spec["datasets"].items():
@@ -172,6 +160,80 @@ def _check_references(params: dict[str, Any], source: str) -> None:
                             )
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+def group_datasets(params: dict[str, Any]) -> dict[str, str]:
+    """model -> the dataset its evaluation groups run it on (models in no group are absent)."""
+    datasets: dict[str, str] = {}
+    for spec in params["evaluation"]["groups"].values():
+        for model in spec["models"]:
+            datasets.setdefault(model, spec["dataset"])
+    return datasets
+
+
+def _check_evaluation_datasets(params: dict[str, Any]) -> list[str]:
+    """Each model is evaluated on one dataset (so each pair has one result file), holding the
+    images and classes it was trained on."""
+    problems: list[str] = []
+    first = group_datasets(params)
+    for group, spec in params["evaluation"]["groups"].items():
+        for model in spec["models"]:
+            if model not in params["models"] or spec["dataset"] not in params["datasets"]:
+                continue
+            trained_on = params["models"][model]["dataset"]
+            if trained_on in params["datasets"] and not _same_images(
+                params["datasets"], trained_on, spec["dataset"]
+            ):
+                problems.append(
+                    f"evaluation.groups.{group}.models: {model!r} is a model of dataset "
+                    f"{trained_on!r}, whose images and classes differ from the group's "
+                    f"{spec['dataset']!r} (another raw source or builder)"
+                )
+            elif first[model] != spec["dataset"]:
+                problems.append(
+                    f"evaluation.groups.{group}: model {model!r} is evaluated on {first[model]!r} by "
+                    f"another group; a model's evaluations share one dataset (one result file per "
+                    f"model and attack), so list it in groups of one dataset"
+                )
+    return problems
+
+
+def _check_matrix(params: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    attacks = params["attacks"]
+    for dataset, spec in params["robustness_matrix"]["datasets"].items():
+        where = f"robustness_matrix.datasets.{dataset}"
+        if dataset not in params["datasets"]:
+            problems.append(f"{where}: unknown dataset {dataset!r}")
+        columns = spec["attacks"]
+        per_scale = columns.values() if isinstance(columns, dict) else [columns]
+        names = {name for scale_columns in per_scale for name in scale_columns}
+        for name in sorted(names - set(attacks)):
+            problems.append(f"{where}.attacks: unknown attack {name!r}")
+        for column, reference in (spec.get("references") or {}).items():
+            if column not in names:
+                problems.append(f"{where}.references.{column}: not one of the matrix's attacks")
+                continue
+            if reference not in attacks:
+                problems.append(f"{where}.references.{column}: unknown attack {reference!r}")
+                continue
+            col, ref = attacks.get(column, {}), attacks[reference]
+            if ref["kind"] != "autoattack":
+                problems.append(
+                    f"{where}.references.{column}: {reference!r} is a {ref['kind']} attack; a reference "
+                    f"is a kind autoattack attack"
+                )
+            elif col.get("kind") != "pgd" or col.get("region") != "full":
+                problems.append(
+                    f"{where}.references.{column}: a reference checks a full-image pgd column, and "
+                    f"{column!r} is not one"
+                )
+            elif (col["norm"], col["eps"]) != (ref["norm"], ref["eps"]):
+                problems.append(
+                    f"{where}.references.{column}: {reference!r} has norm {ref['norm']} eps {ref['eps']}, "
+                    f"the column {col['norm']} eps {col['eps']}; a reference must have the same budget"
+                )
+    return problems
 
 
 # Builder options that only add foreground masks (and so keep only the masked images); two
@@ -218,11 +280,13 @@ class AttackSpec:
     ``salience_weight`` (λ), the ``salience`` model and where its ``foreground`` comes from;
     ``kind: de`` (Wang et al.'s few-pixel differential evolution, evaluation only) uses
     ``region``, ``pixels`` and the DE settings, on the first ``images`` test images, the first
-    ``targeted_images`` of the attacked ones also towards every other class.
+    ``targeted_images`` of the attacked ones also towards every other class; ``kind:
+    autoattack`` (the strong reference of a robustness-matrix column, evaluation only) runs the
+    ``ensemble`` at ``norm``/``eps`` with ``steps``, ``n_queries`` and ``target_classes``.
     """
 
     name: str
-    kind: Literal["none", "pgd", "dual", "de"]
+    kind: Literal["none", "pgd", "dual", "de", "autoattack"]
     norm: Literal["linf", "l2"] | None = None
     eps: float = 0.0
     step_size: float = 0.0
@@ -248,6 +312,9 @@ class AttackSpec:
     color_levels: int | None = 256
     images: int | None = None  # None: every evaluated image
     targeted_images: int = 0
+    ensemble: tuple[str, ...] = ("apgd-ce", "apgd-t", "fab-t", "square")
+    n_queries: int = 5000
+    target_classes: int = 9
 
 
 def _absolute_steps(entry: dict[str, Any]) -> dict[str, Any]:
@@ -343,6 +410,10 @@ class Params:
         self.seed: int = raw["seed"]
         self.device: str = raw["device"]
         self.box_fraction: float = raw["regions"]["box_fraction"]
+        self._evaluations: list[tuple[str, str]] | None = None
+        # Specs are immutable: build each once (the DAG asks for hundreds of pairs).
+        self._specs: dict[tuple[str, str], Any] = {}
+        self._matrices: list[RobustnessMatrix] | None = None
 
     @classmethod
     def load(cls, path: str | Path = "params.yaml", scale: str | None = None) -> Params:
@@ -357,25 +428,51 @@ class Params:
         return resolve_tree(entry, self.scale)
 
     def attack(self, name: str) -> AttackSpec:
+        key = ("attack", name)
+        if key not in self._specs:
+            self._specs[key] = self._build_attack(name)
+        return self._specs[key]
+
+    def _build_attack(self, name: str) -> AttackSpec:
         entry = _absolute_steps(self._entry("attacks", name))
         if "mutation" in entry:
             entry["mutation"] = tuple(entry["mutation"])
+        if "ensemble" in entry:
+            entry["ensemble"] = tuple(entry["ensemble"])
         if "images" in entry:
             entry["images"] = _count(entry["images"])
         return AttackSpec(name=name, **entry)
 
     def training(self, name: str) -> TrainingSpec:
+        key = ("training", name)
+        if key not in self._specs:
+            self._specs[key] = self._build_training(name)
+        return self._specs[key]
+
+    def _build_training(self, name: str) -> TrainingSpec:
         entry = self._entry("training", name)
         augment = AugmentSpec(**entry.pop("augment", {}))
         return TrainingSpec(name=name, augment=augment, **entry)
 
     def architecture(self, name: str) -> ArchSpec:
+        key = ("architecture", name)
+        if key not in self._specs:
+            self._specs[key] = self._build_architecture(name)
+        return self._specs[key]
+
+    def _build_architecture(self, name: str) -> ArchSpec:
         from stages.models.registry import make_arch  # torch: only when a model is needed
 
         entry = self._entry("architectures", name)
         return make_arch(name, entry["family"], entry.get("options", {}), f"architectures.{name}")
 
     def dataset(self, name: str) -> DatasetSpec:
+        key = ("dataset", name)
+        if key not in self._specs:
+            self._specs[key] = self._build_dataset(name)
+        return self._specs[key]
+
+    def _build_dataset(self, name: str) -> DatasetSpec:
         from stages.data.builders import get_builder, make_config
 
         entry = self._entry("datasets", name)
@@ -409,6 +506,11 @@ class Params:
         if attack_spec.kind == "dual":
             self._check_dual_pair(spec, attack_spec)
             return
+        if attack_spec.kind == "autoattack" and spec.input == "foreground":
+            raise ConfigError(
+                f"{model} x {attack}: AutoAttack changes every pixel, and model {model!r} sees only "
+                f"x∘F (models.{model}.input: foreground); its PGD columns are foreground attacks"
+            )
         if attack_spec.kind == "de" and spec.input == "foreground":
             raise ConfigError(
                 f"{model} x {attack}: a differential-evolution attack writes whole pixels, and model "
@@ -423,12 +525,12 @@ class Params:
                     f"use a masked dataset or a region that needs no mask (full, box, outside_box)"
                 )
 
-    def evaluation_dataset(self, model: str, attack: str) -> DatasetSpec:
-        """The dataset whose test images the pair is evaluated on: its evaluation group's."""
-        for group in self.raw["evaluation"]["groups"].values():
-            if model in group["models"] and attack in group["attacks"]:
-                return self.dataset(group["dataset"])
-        raise ConfigError(f"{model} x {attack}: no evaluation.groups entry lists both; add them to one group")
+    def evaluation_dataset(self, model: str) -> DatasetSpec:
+        """The dataset whose test images every evaluation of ``model`` runs on: its evaluation
+        groups' (one per model, checked), else its own."""
+        if model not in self.raw["models"]:
+            self._entry("models", model)  # the ConfigError naming the known models
+        return self.dataset(group_datasets(self.raw).get(model, self.raw["models"][model]["dataset"]))
 
     @staticmethod
     def _check_dual_pair(model: ModelSpec, attack: AttackSpec) -> None:
@@ -446,6 +548,12 @@ class Params:
             )
 
     def model(self, name: str) -> ModelSpec:
+        key = ("model", name)
+        if key not in self._specs:
+            self._specs[key] = self._build_model(name)
+        return self._specs[key]
+
+    def _build_model(self, name: str) -> ModelSpec:
         entry = self._entry("models", name)
         spec = ModelSpec(
             name=name,
@@ -466,19 +574,100 @@ class Params:
     def eval_batch_size(self) -> int:
         return int(resolve_scaled(self.raw["evaluation"]["batch_size"], self.scale))
 
-    def evaluations(self) -> list[tuple[str, str]]:
-        """Every (model, attack) pair to evaluate, in params order, without repeats; a pair
-        that does not fit is a ConfigError here, when the DAG is built."""
-        pairs: dict[tuple[str, str], str] = {}
+    def group_pairs(self) -> list[tuple[str, str]]:
+        """The (model, attack) pairs the evaluation groups list, in params order. Their results
+        are in results/evals/<model>/; the robustness matrices' other cells in results/matrix/,
+        so that a matrix column reruns no paper table."""
+        pairs: dict[tuple[str, str], None] = {}
         for group in self.raw["evaluation"]["groups"].values():
             for model in group["models"]:
                 for attack in group["attacks"]:
-                    pairs.setdefault((model, attack), group["dataset"])
-        for model in self.raw["models"]:
-            self.check_pair(model, self.raw["models"][model]["train_attack"])
-        for (model, attack), dataset in pairs.items():
-            self.check_pair(model, attack, dataset)
+                    pairs.setdefault((model, attack))
         return list(pairs)
+
+    def matrix_only_pairs(self) -> list[tuple[str, str]]:
+        """The fitting robustness-matrix cells no evaluation group lists (results/matrix/)."""
+        groups = set(self.group_pairs())
+        return [pair for pair in self.evaluations() if pair not in groups]
+
+    def evaluations(self) -> list[tuple[str, str]]:
+        """Every (model, attack) pair to evaluate: the evaluation groups' pairs in params order,
+        then the robustness matrices' fitting cells, without repeats. A group pair that does
+        not fit is a ConfigError here, when the DAG is built; a matrix cell that does not fit
+        is left out (the matrix shows it as n/a)."""
+        if self._evaluations is None:
+            pairs = dict.fromkeys(self.group_pairs())
+            for model in self.raw["models"]:
+                self.check_pair(model, self.raw["models"][model]["train_attack"])
+            for model, attack in pairs:
+                self.check_pair(model, attack, self.evaluation_dataset(model).name)
+            for matrix in self.robustness_matrices():
+                for cell in matrix.cells:
+                    if cell.fits:
+                        pairs.setdefault((cell.model, cell.attack))
+            self._evaluations = list(pairs)
+        return list(self._evaluations)
+
+    def robustness_matrices(self) -> list[RobustnessMatrix]:
+        """One matrix per ``robustness_matrix.datasets`` entry: every model evaluated on that
+        dataset x the entry's attacks and their references, each cell fitting or not (with the
+        reason)."""
+        if self._matrices is None:
+            matrices = []
+            for dataset, spec in self.raw["robustness_matrix"]["datasets"].items():
+                columns = tuple(resolve_scaled(spec["attacks"], self.scale))
+                references = {c: r for c, r in (spec.get("references") or {}).items() if c in columns}
+                models = tuple(m for m in self.raw["models"] if self.evaluation_dataset(m).name == dataset)
+                # A reference shared by two columns (or listed as a column) is one cell.
+                pairs = dict.fromkeys(
+                    (model, attack)
+                    for model in models
+                    for column in columns
+                    for attack in (column, references.get(column))
+                    if attack is not None
+                )
+                cells = tuple(self._matrix_cell(model, attack) for model, attack in pairs)
+                matrices.append(RobustnessMatrix(dataset, models, columns, references, cells))
+            self._matrices = matrices
+        return list(self._matrices)
+
+    def _matrix_cell(self, model: str, attack: str) -> MatrixCell:
+        try:
+            self.check_pair(model, attack, self.evaluation_dataset(model).name)
+        except ConfigError as exc:
+            return MatrixCell(model, attack, reason=str(exc))
+        return MatrixCell(model, attack)
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    """One (model, attack) of a robustness matrix; ``reason`` says why it does not fit."""
+
+    model: str
+    attack: str
+    reason: str | None = None
+
+    @property
+    def fits(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True)
+class RobustnessMatrix:
+    """The models evaluated on ``dataset`` (rows) x ``attacks`` (columns); ``references`` maps a
+    full-image PGD column to its strong reference attack, evaluated as a cell of its own."""
+
+    dataset: str
+    models: tuple[str, ...]
+    attacks: tuple[str, ...]
+    references: dict[str, str]
+    cells: tuple[MatrixCell, ...]
+
+    def cell(self, model: str, attack: str) -> MatrixCell:
+        for cell in self.cells:
+            if (cell.model, cell.attack) == (model, attack):
+                return cell
+        raise KeyError((model, attack))
 
 
 def plain(obj: Any) -> Any:

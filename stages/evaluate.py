@@ -28,7 +28,7 @@ def main(args: argparse.Namespace) -> None:
     attack = params.attack(args.attack)
     # The evaluation group's dataset: the model's own, or the same images with other
     # annotations (e.g. CIFAR-10 models attacked on the GrabCut-masked test images).
-    dataset = params.evaluation_dataset(args.model, args.attack)
+    dataset = params.evaluation_dataset(args.model)
     split = require_images(load_split(args.data).head(dataset.test_samples), args.data, "evaluate on")
     device = select_device(params.device)
     seed_everything(params.seed)

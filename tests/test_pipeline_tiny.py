@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stages.config import Params
 from stages.data.synthetic import write_synthetic_mirror
 from tests.dag_tools import edit_params, make_project, run, snakemake_jobs
 
@@ -115,21 +116,28 @@ def _change_one_model(project: Path) -> None:
     edit_params(project, **{"training.lat_mnist_alt": recipe, "models.mnist_lat.training": "lat_mnist_alt"})
 
 
-EXPECTED_AFTER_MODEL_CHANGE = {
-    "results/models/mnist_lat/model.pt",
-    *(
-        f"results/evals/mnist_lat/{a}.json"
-        for a in ("natural", "lat_standard", "lat_background", "lat_background_postclip")
-    ),
-    "results/tables/lat.csv",
-}
+def _matrix_attacks(project: Path, model: str) -> list[str]:
+    params = Params.load(project / "params.yaml")
+    return [a for m, a in params.matrix_only_pairs() if m == model]
 
 
 def test_changing_one_model_reruns_only_it_in_snakemake(finished: Path, tmp_path: Path) -> None:
     project = copy_of(finished, tmp_path)
     _change_one_model(project)
     jobs = snakemake_jobs(project, *PROFILE)
-    assert {j.outputs[0] for j in jobs} == EXPECTED_AFTER_MODEL_CHANGE
+    matrix_cells = _matrix_attacks(project, "mnist_lat")
+    assert matrix_cells, "the tiny mnist matrix adds cells beyond the LAT group"
+    assert {j.outputs[0] for j in jobs} == {
+        "results/models/mnist_lat/model.pt",
+        *(
+            f"results/evals/mnist_lat/{a}.json"
+            for a in ("natural", "lat_standard", "lat_background", "lat_background_postclip")
+        ),
+        *(f"results/matrix/mnist_lat/{a}.json" for a in matrix_cells),
+        "results/tables/lat.csv",
+        "results/tables/robustness_matrix.csv",
+        "results/report.md",
+    }
 
 
 def test_changing_one_model_reruns_only_it_in_dvc(finished: Path, tmp_path: Path) -> None:
@@ -137,9 +145,64 @@ def test_changing_one_model_reruns_only_it_in_dvc(finished: Path, tmp_path: Path
     _change_one_model(project)
     out = run(["dvc", "repro"], project, timeout=900).stdout
     ran = set(re.findall(r"Running stage '([^']+)'", out))
-    expected = {"train@mnist_lat", "lat_table"} | {
+    expected = {"train@mnist_lat", "lat_table", "matrix_table", "build_report"}
+    expected |= {
         f"evaluate_lat_mnist@mnist_lat-{a}"
         for a in ("natural", "lat_standard", "lat_background", "lat_background_postclip")
     }
+    expected |= {f"evaluate_matrix@mnist_lat-{a}" for a in _matrix_attacks(project, "mnist_lat")}
     assert ran == expected, out
     assert "up to date" in run(["dvc", "status"], project).stdout
+
+
+def _add_matrix_column(project: Path, attack: str) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    columns = params["robustness_matrix"]["datasets"]["mnist"]["attacks"]["tiny"]
+    assert attack not in columns
+    edit_params(project, **{"robustness_matrix.datasets.mnist.attacks.tiny": [*columns, attack]})
+
+
+def test_a_new_matrix_column_runs_only_its_cells_in_snakemake(finished: Path, tmp_path: Path) -> None:
+    project = copy_of(finished, tmp_path)
+    _add_matrix_column(project, "mnist_pgd_foreground")
+    jobs = snakemake_jobs(project, *PROFILE)
+    mnist_models = [
+        m
+        for m, spec in yaml.safe_load((project / "params.yaml").read_text())["models"].items()
+        if spec["dataset"] == "mnist"
+    ]
+    assert {j.outputs[0] for j in jobs} == {
+        *(f"results/matrix/{m}/mnist_pgd_foreground.json" for m in mnist_models),
+        "results/tables/robustness_matrix.csv",
+        "results/report.md",
+    }
+
+
+def test_a_new_matrix_column_runs_only_its_cells_in_dvc(finished: Path, tmp_path: Path) -> None:
+    project = copy_of(finished, tmp_path)
+    _add_matrix_column(project, "mnist_pgd_foreground")
+    out = run(["dvc", "repro"], project, timeout=900).stdout
+    ran = set(re.findall(r"Running stage '([^']+)'", out))
+    mnist_models = ("mnist_natural", "mnist_standard", "mnist_lat")
+    assert ran == {f"evaluate_matrix@{m}-mnist_pgd_foreground" for m in mnist_models} | {
+        "matrix_table",
+        "build_report",
+    }, out
+    table = (project / "results/tables/robustness_matrix.md").read_text()
+    assert "mnist_pgd_foreground" in table
+
+
+def test_full_run_writes_the_matrix_and_the_report(finished: Path) -> None:
+    matrix = (finished / "results/tables/robustness_matrix.md").read_text()
+    params = Params.load(finished / "params.yaml")
+    for m in params.robustness_matrices():
+        assert f"## {m.dataset}" in matrix
+        for attack in m.attacks:
+            assert attack in matrix
+    missing = [line for line in matrix.splitlines() if line.startswith("Missing:")]
+    assert missing and all(line == "Missing: none." for line in missing), missing
+    report = (finished / "results/report.md").read_text()
+    assert "Nothing missing." in report
+    assert (finished / "results/report.html").read_text().lstrip().lower().startswith("<!doctype html")
+    metrics = run(["dvc", "metrics", "show", "--json"], finished).stdout
+    assert "robustness_matrix.json" in metrics

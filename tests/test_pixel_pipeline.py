@@ -90,9 +90,9 @@ def test_the_pixel_space_group_runs_on_the_grabcut_images_for_cifar10_models(
     attack = f"de_{region}_{k}px"
     assert (model, attack) in params.evaluations()
     assert params.model(model).dataset.name == "cifar10"
-    assert params.evaluation_dataset(model, attack).name == "cifar10_grabcut"
+    assert params.evaluation_dataset(model).name == "cifar10_grabcut"
     # Every other pair keeps its model's own dataset.
-    assert params.evaluation_dataset("mnist_lat", "lat_background").name == "mnist"
+    assert params.evaluation_dataset("mnist_lat").name == "mnist"
 
 
 def _params_error(raw: dict) -> str:
@@ -107,11 +107,11 @@ def test_a_model_cannot_be_evaluated_on_other_images() -> None:
     assert "'mnist_lat' is a model of dataset 'mnist'" in _params_error(raw)
 
 
-def test_a_pair_evaluated_on_two_datasets_is_refused() -> None:
+def test_a_model_evaluated_on_two_datasets_is_refused() -> None:
+    # One result file per model and attack: a model's evaluations share one dataset.
     raw = _raw()
     raw["evaluation"]["groups"]["lat_cifar10"]["models"].append("cifar10_allconv")
-    raw["evaluation"]["groups"]["lat_cifar10"]["attacks"].append("de_full_1px")
-    assert "'cifar10_allconv' x 'de_full_1px' is also evaluated on" in _params_error(raw)
+    assert "model 'cifar10_allconv' is evaluated on 'cifar10' by another group" in _params_error(raw)
 
 
 def test_training_on_a_de_attack_is_refused() -> None:

@@ -79,7 +79,24 @@ STAGE_CODE: dict[str, list[str]] = {
         "stages/report/dataset_table.py",
         "stages/report/markdown.py",
     ],
+    # The matrix is derived from params (which pairs fit): the checks' modules are code too.
+    "matrix_table": [
+        "stages/matrix_table.py",
+        "stages/report/matrix_table.py",
+        "stages/report/evals.py",
+        "stages/report/markdown.py",
+        "stages/masks/regions.py",
+        "stages/data/builders.py",
+        "stages/models/registry.py",
+    ],
+    "build_report": [
+        "stages/build_report.py",
+        "stages/report/full_report.py",
+    ],
 }
+
+# Snakemake's evaluate_matrix is the evaluate rule writing to results/matrix/.
+STAGE_CODE["evaluate_matrix"] = STAGE_CODE["evaluate"]
 
 
 def code_paths(stage: str) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from stages.attacks.autoattack import AutoAttackConfig, autoattack
 from stages.attacks.differential_evolution import DEConfig
 from stages.attacks.dual import dual_pgd
 from stages.attacks.pgd import localized_pgd
@@ -61,6 +62,20 @@ def de_config(spec: AttackSpec, *, targeted: bool = False) -> DEConfig:
     )
 
 
+def autoattack_config(spec: AttackSpec) -> AutoAttackConfig:
+    """The ensemble of a ``kind: autoattack`` attack (Croce & Hein 2020; defaults in AutoAttackConfig)."""
+    assert spec.norm is not None
+    return AutoAttackConfig(
+        norm=spec.norm,
+        eps=spec.eps,
+        attacks=spec.ensemble,
+        steps=spec.steps,
+        n_queries=spec.n_queries,
+        target_classes=spec.target_classes,
+        restarts=spec.restarts,
+    )
+
+
 def attack_region(
     spec: AttackSpec,
     shape: torch.Size,
@@ -103,6 +118,17 @@ def perturb(
             f"{spec.name}: a differential-evolution attack runs in evaluation only "
             f"(stages.evaluation.pixel), not as a training or gradient attack"
         )
+    if spec.kind == "autoattack":
+        if model_input == "foreground":
+            raise DataError(f"{spec.name}: AutoAttack changes every pixel; this model sees only x∘F")
+        with torch.no_grad():
+            num_classes = int(model(x[:1]).shape[1])
+        # A seed per batch from the evaluation's generator: reruns give the same examples.
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator, device=x.device)) if generator else 0
+        try:
+            return autoattack(model, x, y, autoattack_config(spec), num_classes=num_classes, seed=seed)
+        except ValueError as exc:
+            raise DataError(f"attacks.{spec.name}: {exc}") from None
     if spec.kind == "dual":
         if model_input == "foreground":
             raise DataError(f"{spec.name}: a dual attack needs a model that sees the background")

@@ -1,7 +1,8 @@
 """Accuracy and cross-entropy of one model under one attack.
 
-With ``restarts`` R > 1 each sample keeps the worst of R random starts (highest loss), the
-usual way to make a PGD estimate of robust accuracy less optimistic.
+With ``restarts`` R > 1 each sample keeps the worst of R random starts (a misclassifying
+start first, then the highest loss), the usual way to make a PGD estimate of robust accuracy
+less optimistic.
 """
 
 from __future__ import annotations
@@ -138,16 +139,22 @@ def _worst_of_restarts(
     gen: torch.Generator,
     model_input: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    best_x, best_loss = x, None
-    for _ in range(attack.restarts if attack.kind != "none" else 1):
+    """Best of R random starts per image: a start that misclassifies the image wins over one
+    that does not (robust only if every start fails), then the higher loss. AutoAttack runs its
+    own restarts inside."""
+    best_x, best_loss, best_wrong = x, None, None
+    for _ in range(attack.restarts if attack.kind in ("pgd", "dual") else 1):
         x_adv = perturb(model, x, y, masks, attack, box_fraction, gen, model_input=model_input)
         with torch.no_grad():
-            loss = F.cross_entropy(model(x_adv), y, reduction="none")
-        if best_loss is None:
-            best_x, best_loss = x_adv, loss
-        else:
-            better = loss > best_loss
-            best_x = torch.where(better.view(-1, 1, 1, 1), x_adv, best_x)
-            best_loss = torch.maximum(loss, best_loss)
+            logits = model(x_adv)
+        loss = F.cross_entropy(logits, y, reduction="none")
+        wrong = logits.argmax(1) != y
+        if best_loss is None or best_wrong is None:
+            best_x, best_loss, best_wrong = x_adv, loss, wrong
+            continue
+        better = (wrong & ~best_wrong) | ((wrong == best_wrong) & (loss > best_loss))
+        best_x = torch.where(better.view(-1, 1, 1, 1), x_adv, best_x)
+        best_loss = torch.where(better, loss, best_loss)
+        best_wrong = best_wrong | wrong
     assert best_loss is not None
     return best_x, best_loss

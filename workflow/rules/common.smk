@@ -1,10 +1,12 @@
 # Config validation and the helpers every rule file uses.
 import sys
+from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
 from stages.config import Params, load_yaml, plain, resolve_tree  # noqa: E402
 from stages.utils.errors import ConfigError  # noqa: E402
+from workflow.dvc_matrix import is_stale  # noqa: E402
 from workflow.stage_code import code_digest  # noqa: E402
 
 # Only these keys reach the stages from the command line; every other value is read from
@@ -39,6 +41,13 @@ except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
 SCALE = PARAMS.scale
+GROUP_PAIRS = set(PARAMS.group_pairs())
+
+if SCALE == load_yaml("params.yaml")["scale"] and is_stale(Path(workflow.basedir)):
+    logger.warning(
+        "workflow/dvc_matrix.yaml does not match params.yaml: `dvc repro` would miss robustness-matrix "
+        "cells; run `uv run python -m workflow.dvc_matrix` (Snakemake itself is not affected)"
+    )
 
 
 def code(stage):
@@ -49,8 +58,23 @@ def dataset_of_model(model):
     return config["models"][model]["dataset"]
 
 
+def evaluation_file(model, attack):
+    """Where a pair's evaluation lives: results/evals/ for a group's pair, else results/matrix/."""
+    folder = "results/evals" if (model, attack) in GROUP_PAIRS else "results/matrix"
+    return f"{folder}/{model}/{attack}.json"
+
+
 def evaluation_outputs():
-    return [f"results/evals/{m}/{a}.json" for m, a in PARAMS.evaluations()]
+    return [evaluation_file(m, a) for m, a in PARAMS.evaluations()]
+
+
+def matrix_inputs():
+    return [
+        evaluation_file(cell.model, cell.attack)
+        for matrix in PARAMS.robustness_matrices()
+        for cell in matrix.cells
+        if cell.fits
+    ]
 
 
 def resources_of(kind, key, default):
@@ -63,7 +87,7 @@ def table_models(table):
 
 
 def table_inputs(table):
-    """Every evaluation of the table's models: a table reads its own columns and lists the
-    other attacks of its models (DVC: one folder dep per model, results/evals/<model>)."""
+    """Every group evaluation of the table's models: a table reads its own columns and lists
+    the other attacks of its models (DVC: one folder dep per model, results/evals/<model>)."""
     models = set(table_models(table))
-    return [f"results/evals/{m}/{a}.json" for m, a in PARAMS.evaluations() if m in models]
+    return [f"results/evals/{m}/{a}.json" for m, a in PARAMS.group_pairs() if m in models]

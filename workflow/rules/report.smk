@@ -99,3 +99,46 @@ rule pixel_table:
     shell:
         "python -m stages.pixel_table --params params.yaml --scale {SCALE} --evals results/evals"
         " --out results/tables/pixel_space --figures {output.figures}"
+
+
+rule matrix_table:
+    input:
+        matrix_inputs(),
+    output:
+        csv="results/tables/robustness_matrix.csv",
+        md="results/tables/robustness_matrix.md",
+        metrics="results/metrics/robustness_matrix.json",
+    params:
+        spec=lambda wc: resolve_tree(config["robustness_matrix"], SCALE),
+        code=code("matrix_table"),
+    shell:
+        "python -m stages.matrix_table --params params.yaml --scale {SCALE} --evals results/evals"
+        " --matrix results/matrix --out results/tables/robustness_matrix --metrics {output.metrics}"
+
+
+rule build_report:
+    input:
+        tables=expand(
+            "results/tables/{table}.md",
+            table=["lat", "attention_masks", "dual_perturbation", "pixel_space", "robustness_matrix", "datasets"],
+        ),
+        figures=[
+            "results/figures/dual_perturbation",
+            "results/figures/pixel_space",
+            *expand(
+                "results/figures/dual_gradients/{dataset}.png",
+                dataset=config["tables"]["dual_perturbation"]["datasets"],
+            ),
+            *expand("results/figures/datasets/{dataset}.png", dataset=config["datasets"]),
+        ],
+        stats=expand("results/datasets/{dataset}.json", dataset=config["datasets"]),
+    output:
+        md="results/report.md",
+        html="results/report.html",
+    params:
+        # The report shows the whole resolved params.yaml (DVC: params.yaml's every key).
+        config=lambda wc: resolve_tree(config, SCALE),
+        code=code("build_report"),
+    shell:
+        "python -m stages.build_report --params params.yaml --scale {SCALE} --tables results/tables"
+        " --figures results/figures --datasets results/datasets --out {output.md}"

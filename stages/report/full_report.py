@@ -1,0 +1,579 @@
+"""The full report (results/report.md and results/report.html): the one document a researcher
+reads. It stitches together what the other report stages wrote — every paper's table with its
+verdicts, the robustness matrices, the dataset statistics and their figures — under a
+provenance block and the resolved params, and lists whatever is expected but not generated,
+with the command that makes it.
+
+The output depends only on its inputs and the git checkout (no clock), so the same commit and
+results give the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import platform
+import re
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import markdown
+import yaml
+
+from stages.config import resolve_tree
+from stages.utils.errors import ConfigError
+
+SCALE_MEANINGS = {
+    "tiny": (
+        "synthetic or tiny data run through the whole pipeline on CPU in minutes as a smoke test; "
+        "its numbers are meaningless and say nothing about the papers"
+    ),
+    "reduced": (
+        "subsets of the real datasets, trained and attacked on CPU, far below the papers' sizes "
+        "(fewer images, epochs and attack steps); the numbers show directions, not the papers' values"
+    ),
+    "paper": "the papers' own sizes (data, epochs, attack steps), where our numbers meet theirs",
+}
+
+# A line is a claim when it says one of these (the table stages write "holds", "does NOT hold",
+# "**not enough data**"; "not reproduced" and "verdict" are the brief's other wordings).
+CLAIM_WORDS = re.compile(
+    r"\bholds\b|\bdoes\s+not\s+hold\b|\bnot\s+reproduced\b|\bverdict|not\s+enough\s+data", re.I
+)
+# The outcome itself, where a claim's summary stops ("verdict" names no outcome).
+OUTCOME = re.compile(r"\bdoes\s+not\s+hold\b|\bnot\s+reproduced\b|not\s+enough\s+data|\bholds\b", re.I)
+# Outside bullets, only an emphasised outcome is a verdict ("Overall: **does not hold**."); plain
+# prose such as a rule's "the claim holds at k when ..." is not.
+BOLD_OUTCOME = re.compile(
+    r"\*\*\s*(?:does\s+not\s+hold|not\s+reproduced|not\s+enough\s+data|holds)\s*\*\*", re.I
+)
+
+ATX_HEADING = re.compile(r"^(#{1,6})(\s+.*|\s*)$")
+BULLET = re.compile(r"^ {0,3}[-*+]\s+(.*)$")
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+TABLE_SCALE = re.compile(r"Scale:\s*\*\*(\w+)\*\*")
+DEMOTE_BY = 2  # a table's "#" title nests under the report's "##" section as "###"
+
+
+@dataclass(frozen=True)
+class FigureFolder:
+    """A folder of PNGs under the figures folder. ``expected_from``: the params keys whose
+    entries each have one ``<entry>.png`` (the per-dataset figures); empty when a stage writes
+    the whole folder at once."""
+
+    name: str
+    description: str
+    expected_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    table: str  # the table's file stem under the tables folder
+    figures: tuple[FigureFolder, ...] = ()
+    claims: bool = True
+    intro: str = ""
+
+
+DUAL_FIGURES = FigureFolder(
+    "dual_perturbation", "every sweep's accuracy (and FS over λ) for one dataset (paper Figs. 3-5)"
+)
+GRADIENT_FIGURES = FigureFolder(
+    "dual_gradients",
+    "loss-gradient images of Clean, AT-PGD and AT-Dual (paper Fig. 6)",
+    expected_from=("tables", "dual_perturbation", "datasets"),
+)
+PIXEL_FIGURES = FigureFolder("pixel_space", "Wang et al. Figs. 3-6")
+DATASET_FIGURES = FigureFolder(
+    "datasets", "example images, their masks and the masked images", expected_from=("datasets",)
+)
+
+PAPER_SECTIONS = (
+    Section("LAT (Rothberg et al. 2019)", "lat"),
+    Section("Attention masks (Vaishnavi et al.)", "attention_masks"),
+    Section(
+        "Dual-perturbation (ICLR 2021 submission)", "dual_perturbation", (DUAL_FIGURES, GRADIENT_FIGURES)
+    ),
+    Section("Pixel space (Wang et al.)", "pixel_space", (PIXEL_FIGURES,)),
+)
+MATRIX_SECTION = Section(
+    "Robustness matrices",
+    "robustness_matrix",
+    claims=False,
+    intro="Every model on each evaluation dataset under every attack of params.yaml's `robustness_matrix`.",
+)
+DATASETS_SECTION = Section("Datasets", "datasets", (DATASET_FIGURES,), claims=False)
+
+
+@dataclass
+class ReportInputs:
+    tables_dir: Path  # results/tables
+    figures_dir: Path  # results/figures
+    datasets_dir: Path  # results/datasets: one stats JSON per dataset
+    repo_root: Path
+    params_path: Path
+    scale: str
+    params: dict[str, Any]  # params.yaml as loaded, scales unresolved
+    report_dir: Path | None = None  # where report.md lives; figure links are relative to it
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALE_MEANINGS:
+            raise ConfigError(f"scale: {self.scale!r} is not one of {', '.join(SCALE_MEANINGS)}")
+
+    @property
+    def out_dir(self) -> Path:
+        return self.report_dir if self.report_dir is not None else self.figures_dir.parent
+
+
+@dataclass(frozen=True)
+class Missing:
+    path: str
+    why: str
+    command: str
+
+
+@dataclass
+class _Report:
+    inputs: ReportInputs
+    lines: list[str] = field(default_factory=list)
+    missing: list[Missing] = field(default_factory=list)
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def shown(self, path: Path) -> str:
+        """``path`` as a researcher would type it: relative to the repository when inside it."""
+        return _shown(path, self.inputs.repo_root)
+
+    def link(self, path: Path) -> str:
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(self.inputs.out_dir))
+        return quote(Path(rel).as_posix(), safe="/")
+
+
+def _shown(path: Path, root: Path) -> str:
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+    return Path(path).as_posix() if rel == ".." or rel.startswith(".." + os.sep) else Path(rel).as_posix()
+
+
+# --- provenance -------------------------------------------------------------------------------
+
+
+def _git(repo_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # Only repo_root's own checkout counts: without the ceiling, git would walk up and describe
+    # whatever repository happens to contain the folder. GIT_DIR & co. would override -C.
+    env = {k: v for k, v in os.environ.items() if k not in {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"}}
+    env["GIT_CEILING_DIRECTORIES"] = str(Path(os.path.abspath(repo_root)).parent)
+    # `git status` may rewrite the index; a report must not contend with a user's own git command.
+    env["GIT_OPTIONAL_LOCKS"] = "0"
+    return subprocess.run(
+        ["git", "-C", str(repo_root), *args], capture_output=True, text=True, env=env, check=False
+    )
+
+
+def git_commit(repo_root: Path) -> str:
+    """HEAD's commit, with "(uncommitted changes)" when a tracked file outside results/ differs
+    from it (results/ is what the pipeline itself rewrites)."""
+    try:
+        head = _git(repo_root, "rev-parse", "--verify", "HEAD")
+    except OSError:  # no git on this machine
+        return "unknown (not a git checkout)"
+    if head.returncode != 0:
+        inside = _git(repo_root, "rev-parse", "--is-inside-work-tree")
+        if inside.returncode == 0 and inside.stdout.strip() == "true":
+            return "unknown (no commit yet)"
+        return "unknown (not a git checkout)"
+    commit = head.stdout.strip()
+    # Outputs and dvc.lock change while the DAG runs (the report is one of its last stages):
+    # only a change to code or params makes the commit an inexact record.
+    status = _git(
+        repo_root,
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":(exclude)results",
+        ":(exclude)dvc.lock",
+    )
+    if status.returncode != 0:
+        return f"{commit} (working-tree state unknown)"
+    return f"{commit} (uncommitted changes)" if status.stdout.strip() else commit
+
+
+def file_sha256(path: Path) -> str:
+    """The first 16 hex digits of the file's sha256, or "absent"."""
+    if not path.is_file():
+        return "absent"
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _code_first(text: str) -> str:
+    """A commit hash as code, the note after it ("(uncommitted changes)") as prose."""
+    first, _, rest = text.partition(" ")
+    if re.fullmatch(r"[0-9a-f]{40,64}", first):
+        return f"`{first}` {rest}".rstrip()
+    return text
+
+
+def _provenance(report: _Report) -> None:
+    inputs = report.inputs
+    report.add(
+        "## Provenance",
+        "",
+        f"- Git commit: {_code_first(git_commit(inputs.repo_root))}",
+        f"- `dvc.lock` sha256 (first 16 hex digits): `{file_sha256(inputs.repo_root / 'dvc.lock')}` — "
+        "dvc.lock as it stood when this report was generated (a later `dvc commit` or `dvc repro` "
+        "that records this stage changes it)",
+        f"- `{report.shown(inputs.params_path)}` sha256 (first 16 hex digits): "
+        f"`{file_sha256(inputs.params_path)}`",
+        f"- Scale: **{inputs.scale}**",
+        f"- Python {platform.python_version()}, torch {_version('torch')}, "
+        f"torchvision {_version('torchvision')}",
+        "",
+    )
+
+
+# --- embedding the table documents --------------------------------------------------------------
+
+
+def _fence_tracker() -> Callable[[str], bool]:
+    """A function telling, line by line, whether the line belongs to a fenced code block."""
+    state: dict[str, str | None] = {"fence": None}
+
+    def in_code(line: str) -> bool:
+        match = FENCE.match(line)
+        fence = state["fence"]
+        if fence is None:
+            if match:
+                state["fence"] = match.group(1)
+                return True
+            return False
+        if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence):
+            if not line.strip().lstrip(fence[0]):
+                state["fence"] = None
+        return True
+
+    return in_code
+
+
+def demote_headings(text: str, by: int = DEMOTE_BY) -> str:
+    """Every heading ``by`` levels deeper (at most level 6); setext headings become ATX ones.
+    Code blocks are left alone."""
+    in_code = _fence_tracker()
+    out: list[str] = []
+    prose_before = False  # whether the previous line could carry a setext underline
+    for line in text.splitlines():
+        if in_code(line):
+            out.append(line)
+            prose_before = False
+            continue
+        setext = re.fullmatch(r" {0,3}(=+|-+)\s*", line)
+        if setext and prose_before:
+            level = 1 if setext.group(1)[0] == "=" else 2
+            out[-1] = "#" * min(6, level + by) + " " + out[-1].strip()
+            prose_before = False
+            continue
+        heading = ATX_HEADING.match(line)
+        if heading:
+            out.append("#" * min(6, len(heading.group(1)) + by) + heading.group(2))
+            prose_before = False
+            continue
+        out.append(line)
+        stripped = line.strip()
+        prose_before = bool(stripped) and not stripped.startswith(("|", ">", "<")) and not BULLET.match(line)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _blocks(text: str) -> list[tuple[str, str]]:
+    """The document's bullets and paragraphs as ("bullet" | "para", text joined onto one line);
+    headings, tables and code are skipped."""
+    in_code = _fence_tracker()
+    blocks: list[tuple[str, list[str]]] = []
+    current: tuple[str, list[str]] | None = None
+    for line in text.splitlines():
+        code = in_code(line)
+        stripped = line.strip()
+        if code or not stripped or ATX_HEADING.match(line) or stripped.startswith("|"):
+            current = None
+            continue
+        bullet = BULLET.match(line)
+        if bullet:
+            current = ("bullet", [bullet.group(1).strip()])
+            blocks.append(current)
+        elif current is not None:
+            current[1].append(stripped)  # a wrapped line continues its bullet or paragraph
+        else:
+            current = ("para", [stripped])
+            blocks.append(current)
+    return [(kind, " ".join(parts)) for kind, parts in blocks]
+
+
+def _skip_parenthesis(text: str) -> str:
+    """``text`` without its leading balanced "( … )"."""
+    depth = 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return text[i + 1 :]
+    return ""
+
+
+def short_claim(text: str) -> str:
+    """A claim cut after its outcome: the numbers after "holds:" and a "(…)" right after it go;
+    the claim's own description before the outcome stays. Anything else is kept whole."""
+    match = OUTCOME.search(text)
+    if match is None:
+        return text
+    end = match.end()
+    while end < len(text) and text[end] in "*_":
+        end += 1  # the outcome's closing emphasis
+    head, rest = text[:end], text[end:]
+    if rest.startswith(":"):
+        return head
+    if rest.lstrip().startswith("("):
+        return head + _skip_parenthesis(rest.lstrip())
+    return text
+
+
+def extract_claims(text: str) -> list[str]:
+    """The verdict lines of a table document, shortened.
+
+    Rule: a bullet item whose text says "holds", "does not hold", "not reproduced", "not enough
+    data" or "verdict" (any case), or a paragraph holding an emphasised outcome such as
+    "Overall: **does not hold**.". Headings ("our verdicts"), tables, code and plain prose (a
+    rule's "the claim holds when ...") are not claims.
+    """
+    claims = []
+    for kind, block in _blocks(text):
+        if (kind == "bullet" and CLAIM_WORDS.search(block)) or (
+            kind == "para" and BOLD_OUTCOME.search(block)
+        ):
+            claims.append(short_claim(block))
+    return claims
+
+
+# --- sections -----------------------------------------------------------------------------------
+
+
+def _snakemake(report: _Report, target: Path) -> str:
+    """The command that makes ``target`` at the report's scale."""
+    inputs = report.inputs
+    # Snakemake runs at params.yaml's own scale unless told otherwise.
+    scale = f" --config scale={inputs.scale}" if inputs.params.get("scale") != inputs.scale else ""
+    return f"uv run snakemake {report.shown(target)}{scale}"
+
+
+def _figures(report: _Report, folder: FigureFolder, table: Path) -> None:
+    inputs = report.inputs
+    path = inputs.figures_dir / folder.name
+    pngs = sorted(path.glob("*.png")) if path.is_dir() else []
+    expected = _expected(inputs.params, folder.expected_from)
+    report.add(f"### Figures: `{report.shown(path)}/`", "", f"{folder.description}.", "")
+    for png in pngs:
+        caption = png.stem.replace("_", " ")
+        report.add(f"![{caption}]({report.link(png)})", "", f"*Figure: {caption}* (`{png.name}`)", "")
+    if not pngs:
+        report.add("*No figures: see Missing below.*", "")
+    if expected:
+        present = {p.stem for p in pngs}
+        for stem in expected:
+            if stem not in present:
+                png = path / f"{stem}.png"
+                report.missing.append(Missing(report.shown(png), "not generated", _snakemake(report, png)))
+    elif not pngs:
+        why = "folder is empty (no PNG)" if path.is_dir() else "folder not generated"
+        # A folder written as a whole is the output of its table's rule.
+        report.missing.append(Missing(f"{report.shown(path)}/", why, _snakemake(report, table)))
+
+
+def _expected(params: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    if not keys:
+        return []
+    node: Any = params
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return sorted(node) if isinstance(node, dict) else []
+
+
+def _section(report: _Report, section: Section) -> None:
+    inputs = report.inputs
+    table = inputs.tables_dir / f"{section.table}.md"
+    report.add(f"## {section.title}", "")
+    if section.intro:
+        report.add(section.intro, "")
+    if not table.is_file():
+        report.add(f"*`{report.shown(table)}` has not been generated: see Missing below.*", "")
+        report.missing.append(Missing(report.shown(table), "not generated", _snakemake(report, table)))
+    else:
+        text = table.read_text(encoding="utf-8")
+        made_at = TABLE_SCALE.search(text)
+        if made_at and made_at.group(1) != inputs.scale:
+            report.add(
+                f"> **Scale mismatch:** `{report.shown(table)}` was made at scale **{made_at.group(1)}**, "
+                f"this report at **{inputs.scale}**; rerun `{_snakemake(report, table)}`.",
+                "",
+            )
+        if section.claims:
+            claims = extract_claims(text)
+            report.add("### Claims", "")
+            if claims:
+                report.add(*(f"- {claim}" for claim in claims))
+            else:
+                report.add("*No verdict lines in the table.*")
+            report.add("", f"Source: `{report.shown(table)}`, in full below.", "")
+        report.add(demote_headings(text))
+    if section is DATASETS_SECTION:
+        _dataset_stats(report)
+    for folder in section.figures:
+        _figures(report, folder, table)
+
+
+def _dataset_stats(report: _Report) -> None:
+    inputs = report.inputs
+    names = _expected(inputs.params, ("datasets",))
+    found = sorted(inputs.datasets_dir.glob("*.json")) if inputs.datasets_dir.is_dir() else []
+    if found:
+        links = ", ".join(f"[{p.stem}]({report.link(p)})" for p in found)
+        report.add(f"Per-dataset statistics (`{report.shown(inputs.datasets_dir)}/`): {links}.", "")
+    present = {p.stem for p in found}
+    for name in names:
+        if name not in present:
+            path = inputs.datasets_dir / f"{name}.json"
+            report.missing.append(Missing(report.shown(path), "not generated", _snakemake(report, path)))
+
+
+class _NoAliases(yaml.SafeDumper):
+    # params.yaml shares lists through YAML anchors; a reader wants each value written out.
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _configuration(report: _Report) -> None:
+    inputs = report.inputs
+    resolved = resolve_tree(inputs.params, inputs.scale)
+    dumped = yaml.dump(resolved, Dumper=_NoAliases, sort_keys=False, allow_unicode=True, width=100)
+    longest = max((len(run) for run in re.findall(r"`+", dumped)), default=0)
+    fence = "`" * max(3, longest + 1)
+    shown = report.shown(inputs.params_path)
+    report.add(
+        "## Configuration",
+        "",
+        '<details markdown="1">',
+        f"<summary>params.yaml at scale {inputs.scale}</summary>",
+        "",
+        f"{fence}yaml",
+        f"# {shown} with every scaled value resolved at scale {inputs.scale}"
+        + (
+            f" (its own default, `scale:` below, is {own})"
+            if (own := inputs.params.get("scale")) not in (None, inputs.scale)
+            else ""
+        ),
+        dumped.rstrip("\n"),
+        fence,
+        "",
+        "</details>",
+        "",
+    )
+
+
+def _missing(report: _Report) -> None:
+    report.add("## Missing", "")
+    if not report.missing:
+        report.add("Nothing missing.", "")
+        return
+    for item in report.missing:
+        report.add(f"- `{item.path}`: {item.why}; run `{item.command}`")
+    report.add("")
+
+
+def build_report(inputs: ReportInputs) -> str:
+    """The report as markdown."""
+    report = _Report(inputs)
+    report.add(
+        "# Backdrop report",
+        "",
+        "Backdrop is a reproducible Snakemake and DVC pipeline that rebuilds the datasets, models, "
+        "attacks and tables of four papers on foreground/background-localized adversarial robustness "
+        "of image classifiers: localized adversarial training (LAT), attention masks, dual-perturbation "
+        "attacks with AT-Dual, and region-restricted few-pixel attacks. Each section below shows the "
+        f"paper's numbers beside ours with a verdict on each claim. Scale: **{inputs.scale}**, that is "
+        f"{SCALE_MEANINGS[inputs.scale]}.",
+        "",
+        "This file is generated by `python -m stages.build_report`; do not edit it by hand.",
+        "",
+    )
+    _provenance(report)
+    for section in PAPER_SECTIONS:
+        _section(report, section)
+    _section(report, MATRIX_SECTION)
+    _section(report, DATASETS_SECTION)
+    _configuration(report)
+    _missing(report)
+    return "\n".join(report.lines).rstrip("\n") + "\n"
+
+
+# --- HTML ---------------------------------------------------------------------------------------
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; line-height: 1.5; color: #222;
+       max-width: 1200px; margin: 0 auto; padding: 1rem 2rem; }
+nav.toc { border: 1px solid #ddd; background: #fafafa; padding: 0.5rem 1rem; margin: 1rem 0; }
+table { border-collapse: collapse; margin: 1rem 0; display: block; overflow-x: auto; font-size: 0.9rem; }
+th, td { border: 1px solid #bbb; padding: 0.25rem 0.5rem; }
+th { background: #f0f0f0; }
+tbody tr:nth-child(even) { background: #fafafa; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+code { background: #f4f4f4; padding: 0 0.2rem; font-size: 0.9em; }
+pre { background: #f4f4f4; padding: 0.75rem; overflow-x: auto; }
+pre code { padding: 0; }
+blockquote { border-left: 4px solid #d9822b; margin: 1rem 0; padding: 0.25rem 1rem; background: #fff8f0; }
+details summary { cursor: pointer; font-weight: 600; }
+""".strip()
+
+
+def render_html(markdown_text: str, title: str) -> str:
+    """A standalone HTML5 page of the markdown, with a contents list of its sections."""
+    converter = markdown.Markdown(
+        extensions=["tables", "fenced_code", "toc", "md_in_html"],
+        extension_configs={"toc": {"toc_depth": "2-2"}},
+    )
+    body = converter.convert(markdown_text)
+    nav = f'<nav class="toc">\n<strong>Contents</strong>\n{getattr(converter, "toc", "")}\n</nav>'
+    # The contents list belongs under the title, not above it.
+    body = body.replace("</h1>", "</h1>\n" + nav, 1) if "</h1>" in body else nav + "\n" + body
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{html.escape(title)}</title>",
+            f"<style>\n{CSS}\n</style>",
+            "</head>",
+            "<body>",
+            "<main>",
+            body,
+            "</main>",
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )

@@ -1,0 +1,532 @@
+"""The robustness-matrix report: per evaluation dataset, every model evaluated on it x the attacks
+params.yaml's ``robustness_matrix`` lists (stages.config.Params.robustness_matrices), each cell the
+robust accuracy, ``n/a`` with its reason where the pair does not fit, ``–`` where it is not
+evaluated yet; and how far our full-image PGD columns are from their AutoAttack references.
+
+Missing evaluations do not stop the report: the matrix grows whenever a column is added, and a
+partial matrix listing the commands for its missing cells is more useful than none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from stages.config import AttackSpec, MatrixCell, Params, RobustnessMatrix, resolve_scaled
+from stages.report.evals import eval_path, load_evals
+from stages.report.markdown import MISSING, write_table
+from stages.utils.errors import DataError
+from stages.utils.io import write_json
+
+# The attack whose cell is the model's clean accuracy; as a column it becomes `clean %`.
+CLEAN_ATTACK = "natural"
+NOT_APPLICABLE = "n/a"
+# A reference lowering our PGD number by more than this many points means our PGD missed
+# adversarial examples the ensemble found: the PGD cell is an upper bound, not a measurement.
+GAP_THRESHOLD_POINTS = 2.0
+# Where the Snakemake rules write a pair's evaluation (workflow/rules/common.smk,
+# evaluation_file): a group's pair under results/evals, a matrix-only cell under results/matrix.
+EVALS_TARGET = "results/evals"
+MATRIX_TARGET = "results/matrix"
+MINUS = "\u2212"
+
+Role = Literal["attack", "reference"]
+CSV_COLUMNS = [
+    "dataset",
+    "model",
+    "attack",
+    "column",
+    "role",
+    "fits",
+    "reason",
+    "accuracy",
+    "samples",
+    "model_input",
+    "effective_region",
+    "evaluated",
+]
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """One cell of a matrix: a (model, attack) under one column, and its evaluation if any."""
+
+    dataset: str
+    model: str
+    attack: str
+    column: str  # the column attack: the cell's own attack, or the PGD column a reference checks
+    role: Role
+    reason: str | None  # why the pair does not fit; None when it does
+    target: str  # the Snakemake target that makes its evaluation
+    result: dict[str, Any] | None  # the evaluation JSON; None when missing or not fitting
+
+    @property
+    def fits(self) -> bool:
+        return self.reason is None
+
+    @property
+    def evaluated(self) -> bool:
+        return self.result is not None
+
+    @property
+    def accuracy(self) -> float | None:
+        return None if self.result is None else float(self.result["accuracy"])
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A model's full-image PGD column beside its AutoAttack reference, both evaluated."""
+
+    pgd: CellResult
+    autoattack: CellResult
+
+    @property
+    def points(self) -> float:
+        """AutoAttack − PGD in percentage points: negative when the ensemble finds adversarial
+        examples our PGD missed."""
+        assert self.pgd.accuracy is not None and self.autoattack.accuracy is not None
+        return (self.autoattack.accuracy - self.pgd.accuracy) * 100.0
+
+    @property
+    def pgd_overestimates(self) -> bool:
+        return self.points < -GAP_THRESHOLD_POINTS
+
+    @property
+    def where(self) -> str:
+        return f"`{self.pgd.model}` × `{self.pgd.attack}` on {self.pgd.dataset}"
+
+
+@dataclass(frozen=True)
+class MatrixReport:
+    frame: pd.DataFrame  # long format, one row per cell (the csv)
+    markdown: str
+    metrics: dict[str, Any]
+    cells: tuple[CellResult, ...]
+    gaps: tuple[Gap, ...]
+
+
+def read_optional_eval(folder: Path, model: str, attack: str) -> dict[str, Any] | None:
+    """The evaluation of (model, attack) under ``folder``, None when it does not exist yet; a
+    file that is there but is not an evaluation is a DataError naming it."""
+    path = eval_path(folder, model, attack)
+    if not path.is_file():
+        return None
+    result = load_evals(folder, [(model, attack)])[(model, attack)]
+    accuracy = result.get("accuracy")
+    if isinstance(accuracy, bool) or not isinstance(accuracy, int | float) or not 0 <= accuracy <= 1:
+        raise DataError(
+            f"{path}: 'accuracy' is {accuracy!r}, not a fraction in [0, 1]; delete it and re-run the "
+            f"evaluate stage"
+        )
+    samples = result.get("samples")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise DataError(
+            f"{path}: 'samples' is {samples!r}, not a count of test images; delete it and re-run the "
+            f"evaluate stage"
+        )
+    return result
+
+
+def percent(fraction: float) -> str:
+    return f"{fraction * 100:.1f}"
+
+
+def signed_points(points: float) -> str:
+    text = f"{points:+.1f}"
+    if text in ("+0.0", "-0.0"):
+        return "0.0"
+    return text.replace("-", MINUS)
+
+
+def _eps(value: float) -> str:
+    """A budget as params.yaml readers know it: 0.3, 2, or 8/255 for an 8-bit step count."""
+    if abs(value - round(value, 3)) < 1e-9:
+        return f"{value:g}"
+    levels = value * 255
+    if abs(levels - round(levels)) < 1e-6:
+        return f"{round(levels)}/255"
+    return f"{value:.3g}"
+
+
+def trained_label(attack: AttackSpec) -> str:
+    if attack.kind == "none":
+        return "natural"
+    if attack.kind == "pgd":
+        # LAT's background training differs from standard AT only in its region.
+        region = "" if attack.region == "full" else f" {attack.region}"
+        return f"pgd {attack.norm} {_eps(attack.eps)}{region} ({attack.name})"
+    return f"{attack.kind} ({attack.name})"
+
+
+def input_label(model_input: str) -> str:
+    return "x∘F" if model_input == "foreground" else model_input
+
+
+def _test_images(params: Params, dataset: str) -> str:
+    sizes = params.raw["samples"].get(dataset)
+    count = resolve_scaled(sizes["test"], params.scale) if sizes else "all"
+    return "every" if count == "all" else f"the first {count}"
+
+
+def _columns_of(matrix: RobustnessMatrix) -> list[tuple[str, str, Role]]:
+    """(attack, column, role) in the order Params.robustness_matrices() makes a row's cells."""
+    out: list[tuple[str, str, Role]] = []
+    for column in matrix.attacks:
+        out.append((column, column, "attack"))
+        if column in matrix.references:
+            out.append((matrix.references[column], column, "reference"))
+    return out
+
+
+def collect_cells(
+    params: Params, matrix: RobustnessMatrix, evals_dir: Path, matrix_dir: Path
+) -> list[CellResult]:
+    groups = set(params.group_pairs())
+    cells: list[CellResult] = []
+    for model in matrix.models:
+        for attack, column, role in _columns_of(matrix):
+            cell: MatrixCell = matrix.cell(model, attack)
+            in_group = (model, attack) in groups
+            folder = evals_dir if in_group else matrix_dir
+            target = f"{EVALS_TARGET if in_group else MATRIX_TARGET}/{model}/{attack}.json"
+            result = read_optional_eval(folder, model, attack) if cell.fits else None
+            cells.append(CellResult(matrix.dataset, model, attack, column, role, cell.reason, target, result))
+    return cells
+
+
+def _clean_accuracy(
+    params: Params, model: str, cells: dict[tuple[str, str], CellResult], evals_dir: Path
+) -> float | None:
+    cell = cells.get((model, CLEAN_ATTACK))
+    if cell is not None:
+        return cell.accuracy
+    # Not a column of this matrix: a group may still have evaluated it.
+    if (model, CLEAN_ATTACK) in set(params.group_pairs()):
+        result = read_optional_eval(evals_dir, model, CLEAN_ATTACK)
+        return None if result is None else float(result["accuracy"])
+    return None
+
+
+def _shown(cell: CellResult) -> str:
+    if not cell.fits:
+        return NOT_APPLICABLE
+    return MISSING if cell.accuracy is None else percent(cell.accuracy)
+
+
+def _general_reason(cell: CellResult) -> str:
+    """The reason with this cell's model and attack names made placeholders, so that one reason
+    covering many cells is listed once (stages.config words each reason for one pair)."""
+    assert cell.reason is not None
+    text = cell.reason.removeprefix(f"{cell.model} x {cell.attack}: ")
+    for name, placeholder in ((cell.model, "{model}"), (cell.attack, "{attack}")):
+        text = text.replace(f"'{name}'", placeholder)
+        text = re.sub(rf"(?<=\.){re.escape(name)}(?=\.)", placeholder, text)
+    return text
+
+
+def _header(attack: str, role: Role, column: str) -> str:
+    if role == "reference":
+        return f"{column} AutoAttack"
+    return "clean %" if attack == CLEAN_ATTACK else attack
+
+
+def _table(
+    params: Params, matrix: RobustnessMatrix, cells: list[CellResult], evals_dir: Path
+) -> pd.DataFrame:
+    by_pair = {(c.model, c.attack): c for c in cells}
+    rows: list[dict[str, str]] = []
+    for model in matrix.models:
+        spec = params.model(model)
+        clean = _clean_accuracy(params, model, by_pair, evals_dir)
+        row = {
+            "model": model,
+            "trained": trained_label(spec.train_attack),
+            "input": input_label(spec.input),
+            "clean %": MISSING if clean is None else percent(clean),
+        }
+        for cell in (c for c in cells if c.model == model):
+            if cell.attack == CLEAN_ATTACK and cell.role == "attack":
+                continue
+            shown = _shown(cell)
+            pgd = by_pair[(model, cell.column)]
+            if cell.role == "reference" and cell.accuracy is not None and pgd.accuracy is not None:
+                shown += f" ({signed_points(Gap(pgd, cell).points)})"
+            row[_header(cell.attack, cell.role, cell.column)] = shown
+        rows.append(row)
+    headers = ["model", "trained", "input", "clean %"] + [
+        _header(attack, role, column)
+        for attack, column, role in _columns_of(matrix)
+        if not (attack == CLEAN_ATTACK and role == "attack")
+    ]
+    return pd.DataFrame(rows, columns=headers)
+
+
+def _markdown_table(frame: pd.DataFrame, text_columns: int) -> str:
+    # Numbers are preformatted strings ("85.0"); tabulate would re-parse them and drop the ".0".
+    align = ["left"] * text_columns + ["right"] * (len(frame.columns) - text_columns)
+    return str(frame.to_markdown(index=False, disable_numparse=True, colalign=align))
+
+
+def _samples_line(matrix: RobustnessMatrix, cells: list[CellResult]) -> str:
+    parts = []
+    for attack, column, role in _columns_of(matrix):
+        counts = sorted(
+            {
+                int(c.result["samples"])
+                for c in cells
+                if c.attack == attack and c.column == column and c.result
+            }
+        )
+        label = f"`{attack}`" + (f" ({column} AutoAttack)" if role == "reference" else "")
+        parts.append(f"{label}: {', '.join(map(str, counts)) or MISSING}")
+    return "Samples (test images per evaluation): " + "; ".join(parts) + "."
+
+
+def _cell_names(cells: Iterable[CellResult]) -> str:
+    """The cells compactly: models sharing the same attacks as one product, in table order."""
+    attacks: dict[str, list[str]] = {}
+    for cell in cells:
+        attacks.setdefault(cell.model, []).append(cell.attack)
+    products: dict[tuple[str, ...], list[str]] = {}
+    for model, names in attacks.items():
+        products.setdefault(tuple(names), []).append(model)
+    return "; ".join(
+        f"{', '.join(f'`{m}`' for m in models)} × {', '.join(f'`{a}`' for a in names)}"
+        for names, models in products.items()
+    )
+
+
+def _unique(cells: Iterable[CellResult]) -> list[CellResult]:
+    """One cell per (model, attack): two columns sharing a reference make one evaluation."""
+    seen: dict[tuple[str, str], CellResult] = {}
+    for cell in cells:
+        seen.setdefault((cell.model, cell.attack), cell)
+    return list(seen.values())
+
+
+def _dataset_section(
+    params: Params, matrix: RobustnessMatrix, cells: list[CellResult], evals_dir: Path
+) -> list[str]:
+    lines = [f"## {matrix.dataset}", ""]
+    lines += [
+        f"Test images: {_test_images(params, matrix.dataset)} of the test split "
+        f"(`samples.{matrix.dataset}.test`); {len(matrix.models)} models x {len(matrix.attacks)} attacks.",
+        "",
+    ]
+    if not matrix.models:
+        return lines + ["No model is evaluated on this dataset.", ""]
+    lines += [_markdown_table(_table(params, matrix, cells, evals_dir), text_columns=3), ""]
+    lines += [_samples_line(matrix, cells), ""]
+
+    other_scale = [
+        c for c in _unique(cells) if c.result and c.result.get("scale", params.scale) != params.scale
+    ]
+    if other_scale:
+        listed = ", ".join(
+            f"`{c.model}` × `{c.attack}` ({c.result['scale']})" for c in other_scale if c.result
+        )
+        lines += [
+            f"Made at another scale than **{params.scale}** (stale; re-run them): {listed}.",
+            "",
+        ]
+
+    reasons: dict[str, list[CellResult]] = {}
+    for cell in _unique(cells):
+        if not cell.fits:
+            reasons.setdefault(_general_reason(cell), []).append(cell)
+    lines.append("Not applicable:" + ("" if reasons else " none."))
+    lines += [f"- {reason} — {_cell_names(covered)}" for reason, covered in reasons.items()]
+    lines.append("")
+
+    missing = [c for c in _unique(cells) if c.fits and not c.evaluated]
+    lines.append("Missing:" + ("" if missing else " none."))
+    lines += [f"- `{c.model}` × `{c.attack}`: `uv run snakemake {c.target}`" for c in missing]
+    lines.append("")
+    return lines
+
+
+def find_gaps(cells: Iterable[CellResult]) -> list[Gap]:
+    """Every (dataset, model, column with a reference) whose PGD and reference are evaluated."""
+    cells = list(cells)
+    by_key = {(c.dataset, c.model, c.attack, c.role): c for c in cells}
+    gaps = []
+    for ref in cells:
+        if ref.role != "reference" or ref.accuracy is None:
+            continue
+        pgd = by_key.get((ref.dataset, ref.model, ref.column, "attack"))
+        if pgd is not None and pgd.accuracy is not None:
+            gaps.append(Gap(pgd, ref))
+    return gaps
+
+
+def largest_gap(gaps: list[Gap]) -> Gap | None:
+    """The gap largest in magnitude, the earliest on ties (params order)."""
+    return max(gaps, key=lambda g: abs(g.points), default=None)
+
+
+def _gap_section(gaps: list[Gap]) -> list[str]:
+    lines = [
+        "## How far is PGD from AutoAttack",
+        "",
+        "Each full-image PGD column with a reference beside the AutoAttack ensemble at the same norm "
+        "and eps, on the same model. gap = AutoAttack − PGD in points: how much the stronger "
+        "ensemble lowers our PGD robust accuracy.",
+        "",
+    ]
+    if not gaps:
+        return lines + [
+            "No model has both a PGD column and its AutoAttack reference evaluated yet; nothing to compare.",
+            "",
+        ]
+    frame = pd.DataFrame(
+        [
+            {
+                "dataset": g.pgd.dataset,
+                "model": g.pgd.model,
+                "PGD": g.pgd.attack,
+                "AutoAttack": g.autoattack.attack,
+                "PGD %": percent(g.pgd.accuracy or 0.0),
+                "AutoAttack %": percent(g.autoattack.accuracy or 0.0),
+                "gap": signed_points(g.points),
+            }
+            for g in gaps
+        ]
+    )
+    lines += [_markdown_table(frame, text_columns=4), ""]
+    top = largest_gap(gaps)
+    assert top is not None
+    verdict = f"The largest gap is {signed_points(top.points)} points ({top.where})."
+    over = [g for g in gaps if g.pgd_overestimates]
+    if over:
+        listed = ", ".join(f"{g.where} ({signed_points(g.points)})" for g in over)
+        verdict += (
+            f" AutoAttack lowers our PGD number by more than {GAP_THRESHOLD_POINTS:g} points in "
+            f"{len(over)} of {len(gaps)} cells: {listed}. Our PGD overestimates robust accuracy there; "
+            f"read those cells as upper bounds."
+        )
+    else:
+        verdict += (
+            f" AutoAttack lowers no PGD number by more than {GAP_THRESHOLD_POINTS:g} points: our PGD "
+            f"columns hold up against the stronger ensemble."
+        )
+    under = [g for g in gaps if g.points > GAP_THRESHOLD_POINTS]
+    if under:
+        # A weaker reference (scaled-down steps, queries, targets) checks nothing.
+        verdict += (
+            f" AutoAttack scores more than {GAP_THRESHOLD_POINTS:g} points above our PGD in "
+            f"{_gap_names(under)}: the ensemble as configured at this scale is the weaker attack "
+            f"there, so those cells are not checked."
+        )
+    lines += [verdict, ""]
+    unlike = [
+        g
+        for g in gaps
+        if g.pgd.result
+        and g.autoattack.result
+        and (
+            g.pgd.result.get("samples") != g.autoattack.result.get("samples")
+            or g.pgd.result.get("effective_region") != g.autoattack.result.get("effective_region")
+        )
+    ]
+    if unlike:
+        lines += [
+            f"Not like for like (other test images or attacked pixels): {_gap_names(unlike)}; "
+            f"their gaps compare different evaluations.",
+            "",
+        ]
+    return lines
+
+
+def _gap_names(gaps: list[Gap]) -> str:
+    return ", ".join(g.where for g in gaps)
+
+
+def _intro(params: Params) -> list[str]:
+    return [
+        "# Robustness matrices",
+        "",
+        f"Scale: **{params.scale}**. One matrix per dataset of params.yaml's `robustness_matrix`: the "
+        "rows are every model evaluated on the dataset (its evaluation group's dataset, else its own), "
+        "the columns the attacks listed there for this scale, and each cell the robust accuracy (%) on "
+        "the dataset's first N test images (N below each table; few-pixel DE attacks evaluate fewer, "
+        "see Samples). `trained`: the model's training attack; `input`: what the model sees, natural "
+        "images or x∘F (background zeroed); `clean %`: its `natural` evaluation. A full-image PGD "
+        "column with a reference is followed by `<attack> AutoAttack`: the AutoAttack ensemble at the "
+        "same norm and eps, with its gap to our PGD in parentheses (AutoAttack − PGD, in points). "
+        f"`{NOT_APPLICABLE}`: the pair does not fit (the reason is listed below the table); "
+        f"`{MISSING}`: not evaluated yet (listed with the command that makes it; "
+        "`uv run snakemake results/tables/robustness_matrix.md` makes them all).",
+        "",
+    ]
+
+
+def _frame(cells: list[CellResult]) -> pd.DataFrame:
+    rows = [
+        {
+            "dataset": c.dataset,
+            "model": c.model,
+            "attack": c.attack,
+            "column": c.column,
+            "role": c.role,
+            "fits": c.fits,
+            "reason": c.reason or "",
+            "accuracy": c.accuracy,
+            "samples": c.result.get("samples") if c.result else None,
+            "model_input": c.result.get("model_input") if c.result else None,
+            "effective_region": c.result.get("effective_region") if c.result else None,
+            "evaluated": c.evaluated,
+        }
+        for c in cells
+    ]
+    frame = pd.DataFrame(rows, columns=CSV_COLUMNS)
+    # Nullable ints: a missing cell leaves samples empty instead of turning 401 into 401.0.
+    frame["samples"] = frame["samples"].astype("Int64")
+    frame["accuracy"] = frame["accuracy"].astype("float64")
+    return frame
+
+
+def _metrics(cells: list[CellResult], gaps: list[Gap]) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for cell in cells:
+        if cell.accuracy is not None:
+            metrics.setdefault(cell.dataset, {}).setdefault(cell.model, {})[cell.attack] = round(
+                cell.accuracy, 4
+            )
+    top = largest_gap(gaps)
+    metrics["pgd_vs_autoattack"] = {
+        "max_gap_points": None if top is None else round(top.points, 2),
+        "cells_over_2_points": sum(g.pgd_overestimates for g in gaps),
+    }
+    return metrics
+
+
+def build_matrix_report(params: Params, evals_dir: Path, matrix_dir: Path | None = None) -> MatrixReport:
+    """The report of every robustness matrix of ``params``. A group's pair is read from
+    ``evals_dir``, a matrix-only cell from ``matrix_dir`` (by default ``evals_dir`` too)."""
+    matrix_dir = evals_dir if matrix_dir is None else matrix_dir
+    lines = _intro(params)
+    all_cells: list[CellResult] = []
+    for matrix in params.robustness_matrices():
+        cells = collect_cells(params, matrix, evals_dir, matrix_dir)
+        lines += _dataset_section(params, matrix, cells, evals_dir)
+        all_cells += cells
+    gaps = find_gaps(all_cells)
+    lines += _gap_section(gaps)
+    return MatrixReport(
+        frame=_frame(all_cells),
+        markdown="\n".join(lines),
+        metrics=_metrics(all_cells, gaps),
+        cells=tuple(all_cells),
+        gaps=tuple(gaps),
+    )
+
+
+def write_matrix_report(report: MatrixReport, out: Path, metrics_path: Path) -> None:
+    """``out``.csv, ``out``.md and the metrics JSON, each written atomically."""
+    write_table(out, report.frame, report.markdown)
+    write_json(metrics_path, report.metrics)

@@ -1,0 +1,354 @@
+"""The robustness-matrix report, built from the repo's params.yaml at the tiny scale and fake
+evaluation JSONs: rows, columns, values, n/a reasons, missing cells, AutoAttack gaps, csv,
+metrics and the stage CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from stages.config import Params, load_yaml
+from stages.matrix_table import main, parser
+from stages.report.markdown import MISSING
+from stages.report.matrix_table import MatrixReport, build_matrix_report
+from stages.utils.errors import DataError
+
+PARAMS_PATH = Path(__file__).resolve().parent.parent / "params.yaml"
+DATASET = "coco_ic"
+
+# (model, attack) -> (accuracy, samples) on coco_ic; every other fitting cell stays missing.
+FAKE = {
+    ("coco_ic_natural", "natural"): (0.5, 128),
+    ("coco_ic_natural", "am_pgd"): (0.2, 128),
+    ("coco_ic_natural", "aa_linf_8"): (0.15, 128),  # gap -5.0: flagged
+    ("coco_ic_natural", "am_pgd_box"): (1 / 3, 128),
+    ("coco_ic_natural", "matrix_de_background_1px"): (0.75, 4),
+    ("coco_ic_adversarial", "natural"): (0.45, 128),
+    ("coco_ic_adversarial", "am_pgd"): (0.40, 128),
+    ("coco_ic_adversarial", "aa_linf_8"): (0.39, 128),  # gap -1.0: within 2 points
+    ("coco_ic_fg_natural", "am_pgd"): (0.25, 128),
+    ("coco_ic_clean", "aa_linf_8"): (0.1, 128),  # its am_pgd is missing: no gap to show
+    ("coco_ic_clean", "dual_linf_f4_b20"): (0.05, 128),  # a group pair: read from evals/
+}
+
+
+def write_eval(
+    params: Params, evals: Path, matrix: Path, model: str, attack: str, accuracy: float, samples: int
+) -> Path:
+    """Where the Snakemake rules put it: a group's pair in evals/, a matrix-only cell in matrix/."""
+    folder = evals if (model, attack) in set(params.group_pairs()) else matrix
+    path = folder / model / f"{attack}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spec = params.model(model)
+    record = {
+        "accuracy": accuracy,
+        "samples": samples,
+        "model_input": spec.input,
+        "effective_region": params.attack(attack).region,
+        "restarts": 1,
+        "dataset": params.evaluation_dataset(model).name,
+        "scale": "tiny",
+    }
+    path.write_text(json.dumps(record), encoding="utf-8")
+    return path
+
+
+def fill(params: Params, root: Path, fake: dict[tuple[str, str], tuple[float, int]]) -> tuple[Path, Path]:
+    evals, matrix = root / "evals", root / "matrix"
+    evals.mkdir(parents=True, exist_ok=True)
+    matrix.mkdir(parents=True, exist_ok=True)
+    for (model, attack), (accuracy, samples) in fake.items():
+        write_eval(params, evals, matrix, model, attack, accuracy, samples)
+    return evals, matrix
+
+
+def section(markdown: str, heading: str) -> str:
+    start = markdown.index(f"## {heading}\n")
+    end = markdown.find("\n## ", start + 1)
+    return markdown[start : end if end != -1 else len(markdown)]
+
+
+def table(markdown: str, dataset: str) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """The dataset's matrix as headers and {model: {header: shown text}}."""
+    lines = [line for line in section(markdown, dataset).splitlines() if line.startswith("|")]
+
+    def cells(line: str) -> list[str]:
+        return [part.strip() for part in line.strip().strip("|").split("|")]
+
+    headers = cells(lines[0])
+    rows = {}
+    for line in lines[2:]:
+        row = dict(zip(headers, cells(line), strict=True))
+        rows[row["model"]] = row
+    return headers, rows
+
+
+@pytest.fixture(scope="module")
+def params() -> Params:
+    return Params(load_yaml(PARAMS_PATH), scale="tiny")
+
+
+@pytest.fixture(scope="module")
+def dirs(params: Params, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return fill(params, tmp_path_factory.mktemp("results"), FAKE)
+
+
+@pytest.fixture(scope="module")
+def report(params: Params, dirs: tuple[Path, Path]) -> MatrixReport:
+    return build_matrix_report(params, *dirs)
+
+
+def test_every_model_is_a_row_and_every_attack_a_column(params: Params, report: MatrixReport) -> None:
+    for matrix in params.robustness_matrices():
+        headers, rows = table(report.markdown, matrix.dataset)
+        assert list(rows) == list(matrix.models)
+        assert headers[:4] == ["model", "trained", "input", "clean %"]
+        # The natural attack is the clean % column; every other attack has its own.
+        expected = []
+        for attack in matrix.attacks:
+            if attack != "natural":
+                expected.append(attack)
+            if attack in matrix.references:
+                expected.append(f"{attack} AutoAttack")
+        assert headers[4:] == expected
+
+
+def test_values_equal_the_evaluations(report: MatrixReport) -> None:
+    _, rows = table(report.markdown, DATASET)
+    natural = rows["coco_ic_natural"]
+    assert natural["clean %"] == "50.0"  # fixed one decimal: 0.5 -> 50.0, not 50
+    assert natural["am_pgd"] == "20.0"
+    assert natural["am_pgd_box"] == "33.3"
+    assert natural["matrix_de_background_1px"] == "75.0"
+    assert rows["coco_ic_adversarial"]["clean %"] == "45.0"
+    assert rows["coco_ic_clean"]["dual_linf_f4_b20"] == "5.0"  # found in evals/, not matrix/
+    assert rows["coco_ic_adversarial"]["trained"] == "pgd linf 8/255 (am_train_pgd)"
+    assert rows["coco_ic_at_dual"]["trained"] == "dual (dual_train_dual_l2)"
+    assert rows["coco_ic_natural"]["trained"] == "natural"
+    assert rows["coco_ic_fg_natural"]["input"] == "x∘F"
+    assert rows["coco_ic_natural"]["input"] == "natural"
+
+
+def test_a_cell_that_does_not_fit_shows_na_and_its_reason(params: Params, report: MatrixReport) -> None:
+    _, rows = table(report.markdown, DATASET)
+    matrix = next(m for m in params.robustness_matrices() if m.dataset == DATASET)
+    cell = matrix.cell("coco_ic_fg_natural", "dual_linf_f4_b20")
+    assert not cell.fits
+    assert rows["coco_ic_fg_natural"]["dual_linf_f4_b20"] == "n/a"
+    assert rows["coco_ic_fg_natural"]["am_pgd AutoAttack"] == "n/a"
+    text = section(report.markdown, DATASET)
+    not_applicable = text[text.index("Not applicable:") : text.index("Missing:")]
+    # One line for the reason, covering both x∘F models (their names made a placeholder).
+    [line] = [line for line in not_applicable.splitlines() if "a dual attack perturbs the background" in line]
+    assert "`coco_ic_fg_natural`, `coco_ic_fg_adversarial` × `dual_linf_f4_b20`" in line
+    assert "{model}" in line and "'coco_ic_fg_natural'" not in line
+
+
+def test_a_missing_cell_shows_a_dash_and_its_command(report: MatrixReport) -> None:
+    _, rows = table(report.markdown, DATASET)
+    assert rows["coco_ic_adversarial"]["am_pgd_box"] == MISSING
+    assert rows["coco_ic_at_pgd"]["clean %"] == MISSING
+    missing = section(report.markdown, DATASET).split("Missing:")[1]
+    assert (
+        "`coco_ic_adversarial` × `am_pgd_box`: "
+        "`uv run snakemake results/matrix/coco_ic_adversarial/am_pgd_box.json`" in missing
+    )
+    assert (
+        "`coco_ic_at_pgd` × `natural`: `uv run snakemake results/evals/coco_ic_at_pgd/natural.json`"
+        in missing
+    )
+    # Evaluated and non-fitting cells are not missing.
+    assert "`coco_ic_natural` × `am_pgd`:" not in missing
+    assert "`coco_ic_fg_natural` × `dual_linf_f4_b20`" not in missing
+
+
+def test_the_samples_line_lists_each_columns_counts(report: MatrixReport) -> None:
+    [line] = [line for line in section(report.markdown, DATASET).splitlines() if line.startswith("Samples")]
+    assert "`am_pgd`: 128;" in line
+    assert line.endswith("`matrix_de_background_1px`: 4.")  # DE evaluates fewer images
+    assert "`aa_linf_8` (am_pgd AutoAttack): 128;" in line
+
+
+def test_sections_without_problems_say_none(params: Params, report: MatrixReport, tmp_path: Path) -> None:
+    assert "Not applicable: none." in section(report.markdown, "mnist")  # every mnist pair fits
+    segment6 = next(m for m in params.robustness_matrices() if m.dataset == "segment6")
+    fake = {(c.model, c.attack): (0.5, 32) for c in segment6.cells if c.fits}
+    text = section(build_matrix_report(params, *fill(params, tmp_path, fake)).markdown, "segment6")
+    assert "Missing: none." in text
+    assert MISSING not in table(text, "segment6")[1]["segment6_at_dual"].values()
+
+
+def test_an_evaluation_made_at_another_scale_is_flagged(params: Params, tmp_path: Path) -> None:
+    evals, matrix = fill(params, tmp_path, {("segment6_clean", "natural"): (0.9, 32)})
+    path = evals / "segment6_clean" / "natural.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "scale": "reduced"}), encoding="utf-8")
+    text = section(build_matrix_report(params, evals, matrix).markdown, "segment6")
+    assert (
+        "Made at another scale than **tiny** (stale; re-run them): `segment6_clean` × `natural` (reduced)"
+        in text
+    )
+
+
+def test_reference_column_shows_accuracy_and_signed_gap(report: MatrixReport) -> None:
+    _, rows = table(report.markdown, DATASET)
+    assert rows["coco_ic_natural"]["am_pgd AutoAttack"] == "15.0 (\u22125.0)"
+    assert rows["coco_ic_adversarial"]["am_pgd AutoAttack"] == "39.0 (\u22121.0)"
+    assert rows["coco_ic_clean"]["am_pgd AutoAttack"] == "10.0"  # no PGD number: no gap
+    assert rows["coco_ic_clean"]["am_pgd"] == MISSING
+
+
+def test_gap_section_flags_only_gaps_over_two_points(report: MatrixReport) -> None:
+    gaps = section(report.markdown, "How far is PGD from AutoAttack")
+    assert "| coco_ic   | coco_ic_natural " in gaps and "| coco_ic_adversarial " in gaps
+    verdict = next(line for line in gaps.splitlines() if line.startswith("The largest gap"))
+    assert verdict.startswith("The largest gap is \u22125.0 points (`coco_ic_natural` × `am_pgd` on coco_ic)")
+    flagged = verdict.split("more than 2 points in")[1]
+    assert "1 of 2 cells" in flagged and "`coco_ic_natural` × `am_pgd`" in flagged
+    assert "coco_ic_adversarial" not in flagged
+    assert "upper bounds" in flagged
+    assert {(g.pgd.model, round(g.points, 6)) for g in report.gaps} == {
+        ("coco_ic_natural", -5.0),
+        ("coco_ic_adversarial", -1.0),
+    }
+
+
+def test_csv_has_one_row_per_cell_with_role_and_column(params: Params, report: MatrixReport) -> None:
+    frame = report.frame
+    matrices = params.robustness_matrices()
+    assert len(frame) == sum(len(m.cells) for m in matrices)
+    for matrix in matrices:
+        rows = frame[frame["dataset"] == matrix.dataset]
+        assert [(r.model, r.attack) for r in rows.itertuples()] == [(c.model, c.attack) for c in matrix.cells]
+        references = {ref: col for col, ref in matrix.references.items()}
+        for r in rows.itertuples():
+            if r.role == "reference":
+                assert references[r.attack] == r.column
+            else:
+                assert r.role == "attack" and r.attack == r.column
+            assert r.fits == matrix.cell(r.model, r.attack).fits
+    row = frame.set_index(["dataset", "model", "attack"]).loc[(DATASET, "coco_ic_natural", "aa_linf_8")]
+    assert (row["role"], row["column"], row["accuracy"], row["samples"], row["evaluated"]) == (
+        "reference",
+        "am_pgd",
+        0.15,
+        128,
+        True,
+    )
+    na = frame.set_index(["dataset", "model", "attack"]).loc[(DATASET, "coco_ic_fg_natural", "aa_linf_8")]
+    assert not na["fits"] and "x∘F" in na["reason"] and not na["evaluated"] and pd.isna(na["accuracy"])
+    assert frame["evaluated"].sum() == len(FAKE)
+
+
+def test_metrics_hold_the_evaluated_values(report: MatrixReport) -> None:
+    metrics = report.metrics
+    assert metrics[DATASET]["coco_ic_natural"] == {
+        "natural": 0.5,
+        "am_pgd": 0.2,
+        "aa_linf_8": 0.15,
+        "am_pgd_box": 0.3333,
+        "matrix_de_background_1px": 0.75,
+    }
+    assert "coco_ic_at_pgd" not in metrics[DATASET]  # nothing evaluated
+    assert "mnist" not in metrics
+    assert metrics["pgd_vs_autoattack"] == {"max_gap_points": -5.0, "cells_over_2_points": 1}
+
+
+def test_a_reference_above_pgd_is_not_an_overestimate(params: Params, tmp_path: Path) -> None:
+    fake = {("segment6_at_pgd", "am_pgd"): (0.30, 32), ("segment6_at_pgd", "aa_linf_8"): (0.36, 32)}
+    result = build_matrix_report(params, *fill(params, tmp_path, fake))
+    _, rows = table(result.markdown, "segment6")
+    assert rows["segment6_at_pgd"]["am_pgd AutoAttack"] == "36.0 (+6.0)"
+    gaps = section(result.markdown, "How far is PGD from AutoAttack")
+    assert "AutoAttack lowers no PGD number by more than 2 points" in gaps
+    assert "scores more than 2 points above our PGD in `segment6_at_pgd` × `am_pgd`" in gaps
+    assert result.metrics["pgd_vs_autoattack"] == {"max_gap_points": 6.0, "cells_over_2_points": 0}
+
+
+def test_no_pair_to_compare_and_nothing_evaluated(params: Params, tmp_path: Path) -> None:
+    result = build_matrix_report(params, tmp_path / "evals", tmp_path / "matrix")
+    assert "nothing to compare" in section(result.markdown, "How far is PGD from AutoAttack")
+    assert result.metrics == {"pgd_vs_autoattack": {"max_gap_points": None, "cells_over_2_points": 0}}
+    assert not result.frame["evaluated"].any()
+    assert set(result.frame["accuracy"].isna()) == {True}
+
+
+@pytest.mark.parametrize(
+    "contents",
+    [
+        "{not json",
+        json.dumps([0.5]),
+        json.dumps({"accuracy": 50.0, "samples": 1}),
+        json.dumps({"accuracy": 0.5, "samples": "all"}),
+    ],
+    ids=["malformed", "not-an-object", "accuracy-not-a-fraction", "samples-not-a-count"],
+)
+def test_a_bad_evaluation_file_is_a_data_error_naming_it(
+    params: Params, tmp_path: Path, contents: str
+) -> None:
+    path = tmp_path / "evals" / "coco_ic_natural" / "am_pgd.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(contents, encoding="utf-8")
+    with pytest.raises(DataError, match="am_pgd.json"):
+        build_matrix_report(params, tmp_path / "evals", tmp_path / "matrix")
+
+
+def test_the_cli_writes_csv_markdown_and_metrics(dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    evals, matrix = dirs
+    out, metrics_path = tmp_path / "tables" / "robustness_matrix", tmp_path / "metrics" / "matrix.json"
+    args = parser().parse_args(
+        [
+            *("--params", str(PARAMS_PATH), "--scale", "tiny"),
+            *("--evals", str(evals), "--matrix", str(matrix)),
+            *("--out", str(out), "--metrics", str(metrics_path)),
+        ]
+    )
+    main(args)
+    markdown = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert markdown.startswith("# Robustness matrices\n") and "Scale: **tiny**" in markdown
+    assert table(markdown, DATASET)[1]["coco_ic_natural"]["am_pgd"] == "20.0"
+    frame = pd.read_csv(out.with_suffix(".csv"))
+    assert list(frame.columns)[:5] == ["dataset", "model", "attack", "column", "role"]
+    assert frame["evaluated"].sum() == len(FAKE)
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    assert metrics[DATASET]["coco_ic_adversarial"]["aa_linf_8"] == 0.39
+    assert metrics["pgd_vs_autoattack"]["cells_over_2_points"] == 1
+
+
+def _with_column(raw: dict[str, Any], dataset: str, attack: str) -> dict[str, Any]:
+    raw = copy.deepcopy(raw)
+    datasets = raw["robustness_matrix"]["datasets"]
+    # YAML anchors make several datasets share one dict (deepcopy keeps that); give this one its own.
+    datasets[dataset] = copy.deepcopy(datasets[dataset])
+    columns = datasets[dataset]["attacks"]
+    columns["tiny"] = [*columns["tiny"], attack]
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("attack", "new_headers"),
+    [("am_pgd_foreground", ["am_pgd_foreground"]), ("am_pgd_l2", ["am_pgd_l2", "am_pgd_l2 AutoAttack"])],
+    ids=["plain", "with-reference"],
+)
+def test_adding_a_column_changes_only_that_datasets_table(
+    params: Params, dirs: tuple[Path, Path], report: MatrixReport, attack: str, new_headers: list[str]
+) -> None:
+    wider = Params(_with_column(params.raw, DATASET, attack), scale="tiny")
+    result = build_matrix_report(wider, *dirs)
+    before, _ = table(report.markdown, DATASET)
+    after, rows = table(result.markdown, DATASET)
+    # The attack itself (a full-image PGD column with a reference brings its AutoAttack too).
+    assert after == before + new_headers
+    assert rows["coco_ic_natural"][attack] == MISSING
+    assert rows["coco_ic_fg_natural"][attack] == MISSING  # fits: PGD on an x∘F model
+    for matrix in params.robustness_matrices():
+        if matrix.dataset != DATASET:
+            assert section(result.markdown, matrix.dataset) == section(report.markdown, matrix.dataset)
+    added = result.frame[(result.frame["dataset"] == DATASET) & (result.frame["column"] == attack)]
+    models = next(m.models for m in params.robustness_matrices() if m.dataset == DATASET)
+    assert len(added) == len(models) * len(new_headers)
+    assert len(result.frame) == len(report.frame) + len(added)

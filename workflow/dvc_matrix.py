@@ -1,0 +1,85 @@
+"""The robustness-matrix evaluations for DVC: ``workflow/dvc_matrix.yaml``.
+
+Snakemake derives the matrix cells from params.yaml on every run (model x attack, filtered by
+what fits: stages.config.Params.robustness_matrices). dvc.yaml cannot filter a product, so the
+fitting cells that no evaluation group runs are listed in ``workflow/dvc_matrix.yaml``, which
+dvc.yaml loads as template variables (``vars``) for its ``evaluate_matrix`` stage. This module
+writes that file from params.yaml, at the scale params.yaml names::
+
+    uv run python -m workflow.dvc_matrix          # after editing models, attacks or matrices
+    uv run python -m workflow.dvc_matrix --check  # exit 1 when the file is stale
+
+tests/test_robustness_matrix.py fails when the committed file is stale, and Snakemake warns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DVC_MATRIX = Path("workflow") / "dvc_matrix.yaml"
+HEADER = (
+    "# Written by `uv run python -m workflow.dvc_matrix` from params.yaml (scale: {scale}); do not\n"
+    "# edit. The robustness-matrix cells that fit and that no evaluation group runs: dvc.yaml's\n"
+    "# evaluate_matrix stage runs one per entry (Snakemake derives the same list itself).\n"
+)
+
+
+def matrix_evaluations(params: Any) -> dict[str, dict[str, str]]:
+    """``<model>-<attack>`` -> model, attack and the dataset whose test images it runs on."""
+    return {
+        f"{model}-{attack}": {
+            "model": model,
+            "attack": attack,
+            "dataset": params.evaluation_dataset(model).name,
+        }
+        for model, attack in params.matrix_only_pairs()
+    }
+
+
+def render(params_path: Path) -> str:
+    from stages.config import Params
+
+    params = Params.load(params_path)
+    body = yaml.safe_dump({"matrix_evaluations": matrix_evaluations(params)}, sort_keys=False, width=120)
+    return HEADER.format(scale=params.scale) + body
+
+
+def is_stale(root: Path) -> bool:
+    out = root / DVC_MATRIX
+    return not out.is_file() or out.read_text(encoding="utf-8") != render(root / "params.yaml")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write workflow/dvc_matrix.yaml from params.yaml.")
+    parser.add_argument("--root", default=".", help="the project folder (holding params.yaml)")
+    parser.add_argument("--check", action="store_true", help="only check; exit 1 when the file is stale")
+    args = parser.parse_args(argv)
+    root = Path(args.root)
+    sys.path.insert(0, str(root.resolve()))
+    from stages.utils.errors import ConfigError
+    from stages.utils.io import atomic_open
+
+    try:
+        text = render(root / "params.yaml")
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = root / DVC_MATRIX
+    if args.check:
+        stale = not out.is_file() or out.read_text(encoding="utf-8") != text
+        if stale:
+            print(f"{out}: stale; run `uv run python -m workflow.dvc_matrix`", file=sys.stderr)
+        return int(stale)
+    with atomic_open(out) as fh:
+        fh.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
