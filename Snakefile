@@ -15,7 +15,7 @@ rule all:
     input:
         expand("results/raw/{source}.json", source=config["raw"]["datasets"]),
         expand("results/datasets/{dataset}.json", dataset=config["datasets"]),
-        expand("results/models/{model}/metrics.json", model=config["models"]),
+        expand("results/models/{model}/metrics.json", model=PARAMS.model_names()),
         evaluation_outputs(),
         "results/tables/lat.md",
         "results/tables/attention_masks.md",

@@ -85,6 +85,13 @@ def _check_references(params: dict[str, Any], source: str) -> None:
     for name in {m["dataset"] for m in params["models"].values()}:
         if name not in params["samples"]:
             problems.append(f"samples.{name}: missing; give the train and test sample counts")
+    for name in params["models"]:
+        base, mark, seed = name.rpartition(REPLICA_MARK)
+        if mark and base in params["models"] and seed.isdigit():
+            problems.append(
+                f"models.{name}: the name of a replica of {base!r} (replicates trains "
+                f"'<model>{REPLICA_MARK}<seed>' copies); rename the model"
+            )
     for name, model in params["models"].items():
         if model["dataset"] not in params["datasets"]:
             problems.append(f"models.{name}.dataset: unknown dataset {model['dataset']!r}")
@@ -234,6 +241,10 @@ def _check_matrix(params: dict[str, Any]) -> list[str]:
                     f"the column {col['norm']} eps {col['eps']}; a reference must have the same budget"
                 )
     return problems
+
+
+# Replica models are named "<model>_seed<N>" (see Params.replicas).
+REPLICA_MARK = "_seed"
 
 
 # Builder options that only add foreground masks (and so keep only the masked images); two
@@ -408,6 +419,7 @@ class Params:
         if self.scale not in SCALES:
             raise ConfigError(f"scale: {self.scale!r} is not one of {', '.join(SCALES)}")
         self.seed: int = raw["seed"]
+        self.replicates: int = int(resolve_scaled(raw.get("replicates", 1), self.scale))
         self.device: str = raw["device"]
         self.box_fraction: float = raw["regions"]["box_fraction"]
         self._evaluations: list[tuple[str, str]] | None = None
@@ -528,9 +540,33 @@ class Params:
     def evaluation_dataset(self, model: str) -> DatasetSpec:
         """The dataset whose test images every evaluation of ``model`` runs on: its evaluation
         groups' (one per model, checked), else its own."""
+        model = self.base_model(model)
         if model not in self.raw["models"]:
             self._entry("models", model)  # the ConfigError naming the known models
         return self.dataset(group_datasets(self.raw).get(model, self.raw["models"][model]["dataset"]))
+
+    # Seeds. With `replicates` R > 1 every model is trained (and evaluated) R times, with seeds
+    # seed, seed + 1, ...; the copies after the first are models "<model>_seed<N>", so the
+    # first keeps its paths and results. Tables aggregate a model over its replicas.
+    def replicas(self, model: str) -> list[str]:
+        """The other trainings of ``model`` (not ``model`` itself), in seed order."""
+        return [f"{model}{REPLICA_MARK}{self.seed + k}" for k in range(1, self.replicates)]
+
+    def model_names(self) -> list[str]:
+        """Every model to train: each of params.yaml's, followed by its replicas."""
+        return [name for model in self.raw["models"] for name in (model, *self.replicas(model))]
+
+    def base_model(self, name: str) -> str:
+        """The params.yaml model a replica name stands for (a model's own name is its base)."""
+        base, mark, seed = name.rpartition(REPLICA_MARK)
+        if mark and base in self.raw["models"] and seed.isdigit() and name in self.replicas(base):
+            return base
+        return name
+
+    def model_seed(self, name: str) -> int:
+        """The training seed of a model or replica."""
+        base = self.base_model(name)
+        return self.seed if base == name else int(name.rpartition(REPLICA_MARK)[2])
 
     @staticmethod
     def _check_dual_pair(model: ModelSpec, attack: AttackSpec) -> None:
@@ -554,6 +590,9 @@ class Params:
         return self._specs[key]
 
     def _build_model(self, name: str) -> ModelSpec:
+        base = self.base_model(name)
+        if base != name:
+            return dataclasses.replace(self.model(base), name=name)
         entry = self._entry("models", name)
         spec = ModelSpec(
             name=name,
@@ -582,7 +621,8 @@ class Params:
         for group in self.raw["evaluation"]["groups"].values():
             for model in group["models"]:
                 for attack in group["attacks"]:
-                    pairs.setdefault((model, attack))
+                    for name in (model, *self.replicas(model)):
+                        pairs.setdefault((name, attack))
         return list(pairs)
 
     def matrix_only_pairs(self) -> list[tuple[str, str]]:
@@ -600,11 +640,13 @@ class Params:
             for model in self.raw["models"]:
                 self.check_pair(model, self.raw["models"][model]["train_attack"])
             for model, attack in pairs:
-                self.check_pair(model, attack, self.evaluation_dataset(model).name)
+                if self.base_model(model) == model:
+                    self.check_pair(model, attack, self.evaluation_dataset(model).name)
             for matrix in self.robustness_matrices():
                 for cell in matrix.cells:
                     if cell.fits:
-                        pairs.setdefault((cell.model, cell.attack))
+                        for name in (cell.model, *self.replicas(cell.model)):
+                            pairs.setdefault((name, cell.attack))
             self._evaluations = list(pairs)
         return list(self._evaluations)
 

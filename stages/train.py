@@ -41,12 +41,13 @@ def main(args: argparse.Namespace) -> None:
         )
     split = require_images(split.head(spec.dataset.train_samples), args.data, f"train {spec.name} on")
     device = select_device(params.device)
-    seed_everything(params.seed)
+    seed = params.model_seed(spec.name)  # a replica (models.<m>_seed<N>) trains with its own
+    seed_everything(seed)
     log.info("%s: %d training images on %s, scale %s", spec.name, len(split), device, params.scale)
     outcome = train(
         spec,
         split,
-        seed=params.seed,
+        seed=seed,
         box_fraction=params.box_fraction,
         device=device,
         checkpoint=Path(args.checkpoint_dir) / f"{spec.name}.pt",

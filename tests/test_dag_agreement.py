@@ -8,14 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.dag_tools import DvcStage, Job, dvc_stages, make_project, snakemake_jobs
+from tests.dag_tools import DvcStage, Job, dvc_stages, edit_params, make_project, snakemake_jobs
 from workflow.stage_code import code_paths
 
 
-@pytest.fixture(scope="module")
-def both_dags(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Job], list[DvcStage]]:
+@pytest.fixture(scope="module", params=[1, 2], ids=["one_seed", "two_seeds"])
+def both_dags(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[list[Job], list[DvcStage], int]:
     project = make_project(tmp_path_factory.mktemp("agree") / "project", Path("/nonexistent-mirror"))
-    return snakemake_jobs(project, "--forceall"), dvc_stages(project)
+    if request.param != 1:
+        # Replicas: models <model>_seed<N>, listed for DVC in workflow/dvc_matrix.yaml.
+        edit_params(project, replicates=request.param)
+    return snakemake_jobs(project, "--forceall"), dvc_stages(project), request.param
 
 
 def _covered(dep: str, inputs: set[str]) -> set[str]:
@@ -25,7 +30,7 @@ def _covered(dep: str, inputs: set[str]) -> set[str]:
 
 
 def test_every_job_is_a_stage_with_the_same_command_inputs_and_outputs(both_dags) -> None:
-    jobs, stages = both_dags
+    jobs, stages, _ = both_dags
     by_outputs = {frozenset(j.outputs): j for j in jobs}
     assert len(by_outputs) == len(jobs), "two Snakemake jobs with the same outputs"
     matched: set[frozenset[str]] = set()
@@ -53,9 +58,14 @@ def test_every_evaluation_in_params_is_in_both_dags(both_dags) -> None:
     from stages.config import Params
     from tests.dag_tools import REPO
 
-    jobs, stages = both_dags
+    jobs, stages, replicates = both_dags
     # The project copy runs at the tiny scale (make_project), so derive the pairs there too.
-    params = Params.load(REPO / "params.yaml", scale="tiny")
+    from stages.config import load_yaml
+
+    params = Params(dict(load_yaml(REPO / "params.yaml"), replicates=replicates), scale="tiny")
+    trained = {o for j in jobs for o in j.outputs if o.endswith("/model.pt")}
+    assert trained == {f"results/models/{m}/model.pt" for m in params.model_names()}
+    assert len(trained) == replicates * len(params.raw["models"])
     groups = set(params.group_pairs())
     wanted = {
         f"results/{'evals' if (m, a) in groups else 'matrix'}/{m}/{a}.json" for m, a in params.evaluations()

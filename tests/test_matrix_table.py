@@ -352,3 +352,154 @@ def test_adding_a_column_changes_only_that_datasets_table(
     models = next(m.models for m in params.robustness_matrices() if m.dataset == DATASET)
     assert len(added) == len(models) * len(new_headers)
     assert len(result.frame) == len(report.frame) + len(added)
+
+
+# Replicates: every model trained R times (seeds 0, 1, 2 with R = 3), each replica a model
+# <model>_seed<N> evaluated into the same folder kind as its base model.
+def _replicated(params: Params, replicates: Any) -> Params:
+    raw = copy.deepcopy(params.raw)
+    raw["replicates"] = replicates
+    return Params(raw, scale="tiny")
+
+
+def _seeded(params: Params, per_seed: dict[tuple[str, str], tuple[float | None, ...]]) -> dict:
+    """{(base model, attack): accuracy per seed (None: not evaluated)} as fill()'s fake evals."""
+    fake = {}
+    for (model, attack), accuracies in per_seed.items():
+        for name, accuracy in zip((model, *params.replicas(model)), accuracies, strict=True):
+            if accuracy is not None:
+                fake[(name, attack)] = (accuracy, 128)
+    return fake
+
+
+@pytest.fixture(scope="module")
+def replicated(params: Params) -> Params:
+    three = _replicated(params, 3)
+    assert three.replicas("coco_ic_natural") == ["coco_ic_natural_seed1", "coco_ic_natural_seed2"]
+    return three
+
+
+def test_a_cell_over_seeds_shows_mean_and_std(replicated: Params, tmp_path: Path) -> None:
+    fake = _seeded(replicated, {("coco_ic_natural", "am_pgd"): (0.5, 0.6, 0.7)})
+    assert ("coco_ic_natural_seed2", "am_pgd") in fake
+    result = build_matrix_report(replicated, *fill(replicated, tmp_path, fake))
+    _, rows = table(result.markdown, DATASET)
+    assert rows["coco_ic_natural"]["am_pgd"] == "60.0 ± 10.0"
+    row = result.frame.set_index(["dataset", "model", "attack"]).loc[(DATASET, "coco_ic_natural", "am_pgd")]
+    assert row["accuracy"] == pytest.approx(0.6)
+    assert row["accuracy_std"] == pytest.approx(0.1)
+    assert row["seeds"] == 3 and row["evaluated"] and row["samples"] == 128
+    # Rows are base models only; an unevaluated cell is over no seed and has no spread.
+    assert not result.frame["model"].str.contains("_seed").any()
+    other = result.frame.set_index(["dataset", "model", "attack"]).loc[
+        (DATASET, "coco_ic_adversarial", "am_pgd")
+    ]
+    assert other["seeds"] == 0 and pd.isna(other["accuracy"]) and pd.isna(other["accuracy_std"])
+    assert result.metrics[DATASET]["coco_ic_natural"] == {"am_pgd": 0.6}
+    assert result.metrics["seeds"] == 3
+    seeds = "Seeds: 3 (seeds 0, 1, 2); cells are mean ± std over the seeds that ran"
+    assert seeds in result.markdown.split("\n## ")[0]  # the intro
+    for matrix in replicated.robustness_matrices():
+        [line] = [
+            line
+            for line in section(result.markdown, matrix.dataset).splitlines()
+            if line.startswith("Test images")
+        ]
+        assert seeds in line
+    assert "Missing:" in section(result.markdown, DATASET)
+    missing = section(result.markdown, DATASET).split("Missing:")[1]
+    assert "`coco_ic_natural` × `am_pgd`" not in missing
+    assert "`coco_ic_natural_seed1` × `am_pgd`" not in missing
+
+
+def test_a_missing_replica_is_listed_and_the_cell_is_the_mean_of_the_others(
+    replicated: Params, tmp_path: Path
+) -> None:
+    fake = _seeded(
+        replicated,
+        {
+            ("coco_ic_natural", "am_pgd"): (0.5, None, 0.7),  # a group pair: results/evals
+            ("coco_ic_natural", "am_pgd_box"): (None, 0.4, None),  # matrix-only: results/matrix
+            ("coco_ic_natural", "natural"): (0.9, 0.9, 0.9),
+        },
+    )
+    result = build_matrix_report(replicated, *fill(replicated, tmp_path, fake))
+    _, rows = table(result.markdown, DATASET)
+    assert rows["coco_ic_natural"]["am_pgd"] == "60.0 ± 14.1"  # mean and std of 0.5 and 0.7
+    assert rows["coco_ic_natural"]["am_pgd_box"] == "40.0"  # one seed ran: no spread
+    assert rows["coco_ic_natural"]["clean %"] == "90.0 ± 0.0"
+    frame = result.frame.set_index(["dataset", "model", "attack"])
+    assert frame.loc[(DATASET, "coco_ic_natural", "am_pgd"), "seeds"] == 2
+    assert frame.loc[(DATASET, "coco_ic_natural", "am_pgd"), "accuracy"] == pytest.approx(0.6)
+    box = frame.loc[(DATASET, "coco_ic_natural", "am_pgd_box")]
+    assert box["seeds"] == 1 and box["accuracy"] == pytest.approx(0.4) and pd.isna(box["accuracy_std"])
+    missing = section(result.markdown, DATASET).split("Missing:")[1]
+    assert (
+        "`coco_ic_natural_seed1` × `am_pgd`: "
+        "`uv run snakemake results/evals/coco_ic_natural_seed1/am_pgd.json`" in missing
+    )
+    assert (
+        "`coco_ic_natural` × `am_pgd_box`: `uv run snakemake results/matrix/coco_ic_natural/am_pgd_box.json`"
+        in missing
+    )
+    assert (
+        "`coco_ic_natural_seed2` × `am_pgd_box`: "
+        "`uv run snakemake results/matrix/coco_ic_natural_seed2/am_pgd_box.json`" in missing
+    )
+    assert "`coco_ic_natural_seed2` × `am_pgd`:" not in missing
+    assert "`coco_ic_natural_seed1` × `am_pgd_box`:" not in missing
+    assert "× `natural`: `uv run snakemake results/evals/coco_ic_natural" not in missing
+    # Every unevaluated seed of a fitting cell is listed, the replicas' too; n/a cells are not.
+    assert "`coco_ic_adversarial_seed2` × `am_pgd_box`: `uv run snakemake results/matrix/" in missing
+    assert "`coco_ic_fg_natural_seed1` × `dual_linf_f4_b20`" not in missing
+
+
+def test_the_reference_gap_is_between_the_means(replicated: Params, tmp_path: Path) -> None:
+    fake = _seeded(
+        replicated,
+        {
+            ("coco_ic_natural", "am_pgd"): (0.2, 0.3, 0.4),  # mean 0.3
+            ("coco_ic_natural", "aa_linf_8"): (0.15, 0.25, 0.2),  # mean 0.2 (base gap alone: -5)
+        },
+    )
+    result = build_matrix_report(replicated, *fill(replicated, tmp_path, fake))
+    _, rows = table(result.markdown, DATASET)
+    assert rows["coco_ic_natural"]["am_pgd"] == "30.0 ± 10.0"
+    assert rows["coco_ic_natural"]["am_pgd AutoAttack"] == "20.0 ± 5.0 (\u221210.0)"
+    [gap] = result.gaps
+    assert gap.points == pytest.approx(-10.0)
+    gaps = section(result.markdown, "How far is PGD from AutoAttack")
+    assert "The largest gap is \u221210.0 points" in gaps
+    [row] = [line for line in gaps.splitlines() if line.startswith("| coco_ic ")]
+    assert [part.strip() for part in row.strip("|").split("|")][4:] == [
+        "30.0 ± 10.0",
+        "20.0 ± 5.0",
+        "\u221210.0",
+    ]
+    assert result.metrics["pgd_vs_autoattack"] == {"max_gap_points": -10.0, "cells_over_2_points": 1}
+    assert result.metrics[DATASET]["coco_ic_natural"] == {"am_pgd": 0.3, "aa_linf_8": 0.2}
+
+
+def test_replicates_per_scale(params: Params, tmp_path: Path) -> None:
+    per_scale = _replicated(params, {"tiny": 2, "reduced": 1, "paper": 1})
+    fake = _seeded(per_scale, {("coco_ic_natural", "am_pgd"): (0.5, 0.6)})
+    result = build_matrix_report(per_scale, *fill(per_scale, tmp_path, fake))
+    assert table(result.markdown, DATASET)[1]["coco_ic_natural"]["am_pgd"] == "55.0 ± 7.1"
+    assert "Seeds: 2 (seeds 0, 1); cells are mean ± std" in result.markdown
+
+
+def test_one_replicate_is_the_single_run_report(
+    params: Params, dirs: tuple[Path, Path], report: MatrixReport
+) -> None:
+    implicit = copy.deepcopy(params.raw)
+    implicit.pop("replicates", None)
+    for other in (Params(implicit, scale="tiny"), _replicated(params, 1)):
+        result = build_matrix_report(other, *dirs)
+        assert result.markdown == report.markdown
+        pd.testing.assert_frame_equal(result.frame, report.frame)
+        assert result.metrics == report.metrics
+    assert "seeds" not in report.metrics
+    assert "Scale: **tiny**. Seeds: 1 (seed 0). " in report.markdown
+    assert set(report.frame["seeds"]) == {0, 1} and report.frame["accuracy_std"].isna().all()
+    assert (report.frame["seeds"] == report.frame["evaluated"].astype(int)).all()
+    assert "± " not in report.markdown

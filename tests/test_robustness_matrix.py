@@ -177,3 +177,34 @@ def test_best_of_restarts_keeps_a_misclassifying_start(monkeypatch: pytest.Monke
     )
     predicted = TwoLogits()(x_adv).argmax(1)
     assert predicted.tolist() == [1, 0]
+
+
+def test_replicates_train_and_evaluate_every_model_again_with_the_next_seeds(raw: dict) -> None:
+    one = Params(copy.deepcopy(raw), scale="tiny")
+    three = Params(dict(copy.deepcopy(raw), replicates=3), scale="tiny")
+    assert one.replicas("mnist_lat") == [] and one.model_names() == list(raw["models"])
+    assert three.replicas("mnist_lat") == ["mnist_lat_seed1", "mnist_lat_seed2"]
+    assert [three.model_seed(m) for m in ("mnist_lat", "mnist_lat_seed1", "mnist_lat_seed2")] == [0, 1, 2]
+    replica = three.model("mnist_lat_seed2")
+    assert replica.name == "mnist_lat_seed2"
+    assert (replica.arch, replica.training, replica.train_attack) == (
+        three.model("mnist_lat").arch,
+        three.model("mnist_lat").training,
+        three.model("mnist_lat").train_attack,
+    )
+    assert three.evaluation_dataset("cifar10_vgg16_seed1").name == "cifar10_grabcut"
+    # Every evaluation of a model is repeated for each replica, in the same kind of folder.
+    base = set(one.evaluations())
+    assert set(three.evaluations()) == {
+        (name, a) for m, a in base for name in (m, f"{m}_seed1", f"{m}_seed2")
+    }
+    assert ("mnist_lat_seed1", "lat_background") in three.group_pairs()
+    # Matrix rows stay the params.yaml models; the table aggregates their replicas.
+    assert all("_seed" not in m for matrix in three.robustness_matrices() for m in matrix.models)
+
+
+def test_a_model_named_like_a_replica_is_refused(raw: dict) -> None:
+    changed = copy.deepcopy(raw)
+    changed["models"]["mnist_lat_seed1"] = dict(changed["models"]["mnist_lat"])
+    with pytest.raises(ConfigError, match=r"models\.mnist_lat_seed1: the name of a replica of 'mnist_lat'"):
+        Params(changed, scale="tiny")

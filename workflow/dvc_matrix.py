@@ -3,7 +3,8 @@
 Snakemake derives the matrix cells from params.yaml on every run (model x attack, filtered by
 what fits: stages.config.Params.robustness_matrices). dvc.yaml cannot filter a product, so the
 fitting cells that no evaluation group runs are listed in ``workflow/dvc_matrix.yaml``, which
-dvc.yaml loads as template variables (``vars``) for its ``evaluate_matrix`` stage. This module
+dvc.yaml loads as template variables (``vars``) for its ``evaluate_matrix`` stage; so are the
+replica models of ``replicates`` and their evaluations (``train_replica``, ``evaluate_replica``). This module
 writes that file from params.yaml, at the scale params.yaml names::
 
     uv run python -m workflow.dvc_matrix          # after editing models, attacks or matrices
@@ -25,8 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 DVC_MATRIX = Path("workflow") / "dvc_matrix.yaml"
 HEADER = (
     "# Written by `uv run python -m workflow.dvc_matrix` from params.yaml (scale: {scale}); do not\n"
-    "# edit. The robustness-matrix cells that fit and that no evaluation group runs: dvc.yaml's\n"
-    "# evaluate_matrix stage runs one per entry (Snakemake derives the same list itself).\n"
+    "# edit. The robustness-matrix cells that fit and that no evaluation group runs (dvc.yaml's\n"
+    "# evaluate_matrix), and the replicas of `replicates` (train_replica, evaluate_replica);\n"
+    "# Snakemake derives the same lists itself.\n"
 )
 
 
@@ -39,6 +41,36 @@ def matrix_evaluations(params: Any) -> dict[str, dict[str, str]]:
             "dataset": params.evaluation_dataset(model).name,
         }
         for model, attack in params.matrix_only_pairs()
+        if params.base_model(model) == model
+    }
+
+
+def replica_models(params: Any) -> dict[str, dict[str, str]]:
+    """``<model>_seed<N>`` -> its params.yaml model and what that trains on (``replicates``)."""
+    models = {}
+    for name in params.model_names():
+        base = params.base_model(name)
+        if base != name:
+            entry = params.raw["models"][base]
+            models[name] = {
+                "base": base,
+                **{k: entry[k] for k in ("dataset", "training", "train_attack", "arch")},
+            }
+    return models
+
+
+def replica_evaluations(params: Any) -> dict[str, dict[str, str]]:
+    """Every evaluation of a replica, with the folder its model's evaluation lives in."""
+    groups = set(params.group_pairs())
+    return {
+        f"{model}-{attack}": {
+            "model": model,
+            "attack": attack,
+            "dataset": params.evaluation_dataset(model).name,
+            "folder": "evals" if (model, attack) in groups else "matrix",
+        }
+        for model, attack in params.evaluations()
+        if params.base_model(model) != model
     }
 
 
@@ -46,8 +78,12 @@ def render(params_path: Path) -> str:
     from stages.config import Params
 
     params = Params.load(params_path)
-    body = yaml.safe_dump({"matrix_evaluations": matrix_evaluations(params)}, sort_keys=False, width=120)
-    return HEADER.format(scale=params.scale) + body
+    lists = {
+        "matrix_evaluations": matrix_evaluations(params),
+        "replica_models": replica_models(params),
+        "replica_evaluations": replica_evaluations(params),
+    }
+    return HEADER.format(scale=params.scale) + yaml.safe_dump(lists, sort_keys=False, width=120)
 
 
 def is_stale(root: Path) -> bool:

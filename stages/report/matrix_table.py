@@ -5,12 +5,17 @@ evaluated yet; and how far our full-image PGD columns are from their AutoAttack 
 
 Missing evaluations do not stop the report: the matrix grows whenever a column is added, and a
 partial matrix listing the commands for its missing cells is more useful than none.
+
+With ``replicates`` R > 1 every model is also trained and evaluated as R − 1 replicas
+(``<model>_seed<N>``, stages.config.Params.replicas); a cell then aggregates its base model's
+evaluation and its replicas': the mean over the seeds that ran, ± their sample standard deviation.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +50,8 @@ CSV_COLUMNS = [
     "fits",
     "reason",
     "accuracy",
+    "accuracy_std",
+    "seeds",
     "samples",
     "model_input",
     "effective_region",
@@ -53,8 +60,42 @@ CSV_COLUMNS = [
 
 
 @dataclass(frozen=True)
+class Run:
+    """One seed of a cell: the base model's evaluation or one replica's."""
+
+    model: str  # the base model or one of its replicas (<model>_seed<N>)
+    seed: int
+    target: str  # the Snakemake target that makes its evaluation
+    result: dict[str, Any] | None  # the evaluation JSON; None when missing or not fitting
+
+    @property
+    def accuracy(self) -> float | None:
+        return None if self.result is None else float(self.result["accuracy"])
+
+
+def mean_accuracy(accuracies: Sequence[float]) -> float | None:
+    if not accuracies:
+        return None
+    return accuracies[0] if len(accuracies) == 1 else statistics.fmean(accuracies)
+
+
+def std_accuracy(accuracies: Sequence[float]) -> float | None:
+    """The sample standard deviation (ddof=1) over seeds; None for fewer than two."""
+    return statistics.stdev(accuracies) if len(accuracies) > 1 else None
+
+
+def shown_accuracy(accuracies: Sequence[float]) -> str:
+    """One evaluation as a percentage (``42.3``), several as ``mean ± std`` (``42.3 ± 1.2``)."""
+    mean, std = mean_accuracy(accuracies), std_accuracy(accuracies)
+    if mean is None:
+        return MISSING
+    return percent(mean) if std is None else f"{percent(mean)} ± {percent(std)}"
+
+
+@dataclass(frozen=True)
 class CellResult:
-    """One cell of a matrix: a (model, attack) under one column, and its evaluation if any."""
+    """One cell of a matrix: a (model, attack) under one column, and its evaluations if any: the
+    base model's and each replica's (one run per seed, the base model's first)."""
 
     dataset: str
     model: str
@@ -62,20 +103,57 @@ class CellResult:
     column: str  # the column attack: the cell's own attack, or the PGD column a reference checks
     role: Role
     reason: str | None  # why the pair does not fit; None when it does
-    target: str  # the Snakemake target that makes its evaluation
-    result: dict[str, Any] | None  # the evaluation JSON; None when missing or not fitting
+    runs: tuple[Run, ...]  # the base model's, then its replicas' in seed order
 
     @property
     def fits(self) -> bool:
         return self.reason is None
 
     @property
+    def target(self) -> str:
+        """The Snakemake target that makes the base model's evaluation."""
+        return self.runs[0].target
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """The evaluations that ran, in seed order."""
+        return [run.result for run in self.runs if run.result is not None]
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        """The first evaluation that ran (the base model's when it did); None when none did."""
+        return next(iter(self.results), None)
+
+    @property
+    def missing_runs(self) -> list[Run]:
+        return [run for run in self.runs if run.result is None] if self.fits else []
+
+    @property
     def evaluated(self) -> bool:
         return self.result is not None
 
     @property
+    def accuracies(self) -> list[float]:
+        return [float(result["accuracy"]) for result in self.results]
+
+    @property
+    def seeds(self) -> int:
+        """How many evaluations the accuracy is a mean over."""
+        return len(self.results)
+
+    @property
     def accuracy(self) -> float | None:
-        return None if self.result is None else float(self.result["accuracy"])
+        """The mean over the seeds that ran; None when none did."""
+        return mean_accuracy(self.accuracies)
+
+    @property
+    def accuracy_std(self) -> float | None:
+        """The sample standard deviation over the seeds that ran; None for fewer than two."""
+        return std_accuracy(self.accuracies)
+
+    @property
+    def shown(self) -> str:
+        return shown_accuracy(self.accuracies)
 
 
 @dataclass(frozen=True)
@@ -173,6 +251,22 @@ def _test_images(params: Params, dataset: str) -> str:
     return "every" if count == "all" else f"the first {count}"
 
 
+def seed_list(params: Params) -> list[int]:
+    """The training seeds: the base models' and then their replicas'."""
+    return [params.seed + k for k in range(params.replicates)]
+
+
+def seeds_text(params: Params) -> str:
+    """``Seeds: 1 (seed 0)`` or ``Seeds: 3 (seeds 0, 1, 2); cells are mean ± std ...``."""
+    seeds = seed_list(params)
+    if len(seeds) == 1:
+        return f"Seeds: 1 (seed {seeds[0]})"
+    return (
+        f"Seeds: {len(seeds)} (seeds {', '.join(map(str, seeds))}); cells are mean ± std over the "
+        "seeds that ran"
+    )
+
+
 def _columns_of(matrix: RobustnessMatrix) -> list[tuple[str, str, Role]]:
     """(attack, column, role) in the order Params.robustness_matrices() makes a row's cells."""
     out: list[tuple[str, str, Role]] = []
@@ -183,6 +277,22 @@ def _columns_of(matrix: RobustnessMatrix) -> list[tuple[str, str, Role]]:
     return out
 
 
+def _runs(
+    params: Params, model: str, attack: str, folder: Path, target_root: str, read: bool
+) -> tuple[Run, ...]:
+    """The base model's run and each replica's, all in the base model's folder kind; their
+    evaluations are read only when ``read`` (the pair fits)."""
+    return tuple(
+        Run(
+            name,
+            params.model_seed(name),
+            f"{target_root}/{name}/{attack}.json",
+            read_optional_eval(folder, name, attack) if read else None,
+        )
+        for name in (model, *params.replicas(model))
+    )
+
+
 def collect_cells(
     params: Params, matrix: RobustnessMatrix, evals_dir: Path, matrix_dir: Path
 ) -> list[CellResult]:
@@ -191,31 +301,31 @@ def collect_cells(
     for model in matrix.models:
         for attack, column, role in _columns_of(matrix):
             cell: MatrixCell = matrix.cell(model, attack)
+            # A replica's evaluation goes where its base model's does (workflow/rules/common.smk).
             in_group = (model, attack) in groups
             folder = evals_dir if in_group else matrix_dir
-            target = f"{EVALS_TARGET if in_group else MATRIX_TARGET}/{model}/{attack}.json"
-            result = read_optional_eval(folder, model, attack) if cell.fits else None
-            cells.append(CellResult(matrix.dataset, model, attack, column, role, cell.reason, target, result))
+            target_root = EVALS_TARGET if in_group else MATRIX_TARGET
+            runs = _runs(params, model, attack, folder, target_root, read=cell.fits)
+            cells.append(CellResult(matrix.dataset, model, attack, column, role, cell.reason, runs))
     return cells
 
 
-def _clean_accuracy(
+def _clean_accuracies(
     params: Params, model: str, cells: dict[tuple[str, str], CellResult], evals_dir: Path
-) -> float | None:
+) -> list[float]:
+    """The model's clean accuracy over the seeds that ran."""
     cell = cells.get((model, CLEAN_ATTACK))
     if cell is not None:
-        return cell.accuracy
+        return cell.accuracies
     # Not a column of this matrix: a group may still have evaluated it.
     if (model, CLEAN_ATTACK) in set(params.group_pairs()):
-        result = read_optional_eval(evals_dir, model, CLEAN_ATTACK)
-        return None if result is None else float(result["accuracy"])
-    return None
+        runs = _runs(params, model, CLEAN_ATTACK, evals_dir, EVALS_TARGET, read=True)
+        return [run.accuracy for run in runs if run.accuracy is not None]
+    return []
 
 
 def _shown(cell: CellResult) -> str:
-    if not cell.fits:
-        return NOT_APPLICABLE
-    return MISSING if cell.accuracy is None else percent(cell.accuracy)
+    return NOT_APPLICABLE if not cell.fits else cell.shown
 
 
 def _general_reason(cell: CellResult) -> str:
@@ -242,12 +352,11 @@ def _table(
     rows: list[dict[str, str]] = []
     for model in matrix.models:
         spec = params.model(model)
-        clean = _clean_accuracy(params, model, by_pair, evals_dir)
         row = {
             "model": model,
             "trained": trained_label(spec.train_attack),
             "input": input_label(spec.input),
-            "clean %": MISSING if clean is None else percent(clean),
+            "clean %": shown_accuracy(_clean_accuracies(params, model, by_pair, evals_dir)),
         }
         for cell in (c for c in cells if c.model == model):
             if cell.attack == CLEAN_ATTACK and cell.role == "attack":
@@ -277,9 +386,10 @@ def _samples_line(matrix: RobustnessMatrix, cells: list[CellResult]) -> str:
     for attack, column, role in _columns_of(matrix):
         counts = sorted(
             {
-                int(c.result["samples"])
+                int(result["samples"])
                 for c in cells
-                if c.attack == attack and c.column == column and c.result
+                if c.attack == attack and c.column == column
+                for result in c.results
             }
         )
         label = f"`{attack}`" + (f" ({column} AutoAttack)" if role == "reference" else "")
@@ -315,7 +425,8 @@ def _dataset_section(
     lines = [f"## {matrix.dataset}", ""]
     lines += [
         f"Test images: {_test_images(params, matrix.dataset)} of the test split "
-        f"(`samples.{matrix.dataset}.test`); {len(matrix.models)} models x {len(matrix.attacks)} attacks.",
+        f"(`samples.{matrix.dataset}.test`); {len(matrix.models)} models x {len(matrix.attacks)} attacks. "
+        f"{seeds_text(params)}.",
         "",
     ]
     if not matrix.models:
@@ -324,11 +435,14 @@ def _dataset_section(
     lines += [_samples_line(matrix, cells), ""]
 
     other_scale = [
-        c for c in _unique(cells) if c.result and c.result.get("scale", params.scale) != params.scale
+        (run, c.attack)
+        for c in _unique(cells)
+        for run in c.runs
+        if run.result and run.result.get("scale", params.scale) != params.scale
     ]
     if other_scale:
         listed = ", ".join(
-            f"`{c.model}` × `{c.attack}` ({c.result['scale']})" for c in other_scale if c.result
+            f"`{run.model}` × `{attack}` ({run.result['scale']})" for run, attack in other_scale if run.result
         )
         lines += [
             f"Made at another scale than **{params.scale}** (stale; re-run them): {listed}.",
@@ -343,9 +457,10 @@ def _dataset_section(
     lines += [f"- {reason} — {_cell_names(covered)}" for reason, covered in reasons.items()]
     lines.append("")
 
-    missing = [c for c in _unique(cells) if c.fits and not c.evaluated]
+    # A replica's missing evaluation is listed like any other (its cell shows the others' mean).
+    missing = [(run, c.attack) for c in _unique(cells) for run in c.missing_runs]
     lines.append("Missing:" + ("" if missing else " none."))
-    lines += [f"- `{c.model}` × `{c.attack}`: `uv run snakemake {c.target}`" for c in missing]
+    lines += [f"- `{run.model}` × `{attack}`: `uv run snakemake {run.target}`" for run, attack in missing]
     lines.append("")
     return lines
 
@@ -390,8 +505,8 @@ def _gap_section(gaps: list[Gap]) -> list[str]:
                 "model": g.pgd.model,
                 "PGD": g.pgd.attack,
                 "AutoAttack": g.autoattack.attack,
-                "PGD %": percent(g.pgd.accuracy or 0.0),
-                "AutoAttack %": percent(g.autoattack.accuracy or 0.0),
+                "PGD %": g.pgd.shown,
+                "AutoAttack %": g.autoattack.shown,
                 "gap": signed_points(g.points),
             }
             for g in gaps
@@ -450,8 +565,9 @@ def _intro(params: Params) -> list[str]:
     return [
         "# Robustness matrices",
         "",
-        f"Scale: **{params.scale}**. One matrix per dataset of params.yaml's `robustness_matrix`: the "
-        "rows are every model evaluated on the dataset (its evaluation group's dataset, else its own), "
+        f"Scale: **{params.scale}**. {seeds_text(params)}. "
+        "One matrix per dataset of params.yaml's `robustness_matrix`: the rows are every model "
+        "evaluated on the dataset (its evaluation group's dataset, else its own), "
         "the columns the attacks listed there for this scale, and each cell the robust accuracy (%) on "
         "the dataset's first N test images (N below each table; few-pixel DE attacks evaluate fewer, "
         "see Samples). `trained`: the model's training attack; `input`: what the model sees, natural "
@@ -476,6 +592,8 @@ def _frame(cells: list[CellResult]) -> pd.DataFrame:
             "fits": c.fits,
             "reason": c.reason or "",
             "accuracy": c.accuracy,
+            "accuracy_std": c.accuracy_std,
+            "seeds": c.seeds,
             "samples": c.result.get("samples") if c.result else None,
             "model_input": c.result.get("model_input") if c.result else None,
             "effective_region": c.result.get("effective_region") if c.result else None,
@@ -487,10 +605,14 @@ def _frame(cells: list[CellResult]) -> pd.DataFrame:
     # Nullable ints: a missing cell leaves samples empty instead of turning 401 into 401.0.
     frame["samples"] = frame["samples"].astype("Int64")
     frame["accuracy"] = frame["accuracy"].astype("float64")
+    frame["accuracy_std"] = frame["accuracy_std"].astype("float64")
+    frame["seeds"] = frame["seeds"].astype("int64")
     return frame
 
 
-def _metrics(cells: list[CellResult], gaps: list[Gap]) -> dict[str, Any]:
+def _metrics(params: Params, cells: list[CellResult], gaps: list[Gap]) -> dict[str, Any]:
+    """Accuracy (the mean over seeds) per dataset, model and attack, and the largest gap; with
+    ``replicates`` > 1 also the number of seeds."""
     metrics: dict[str, Any] = {}
     for cell in cells:
         if cell.accuracy is not None:
@@ -502,6 +624,8 @@ def _metrics(cells: list[CellResult], gaps: list[Gap]) -> dict[str, Any]:
         "max_gap_points": None if top is None else round(top.points, 2),
         "cells_over_2_points": sum(g.pgd_overestimates for g in gaps),
     }
+    if params.replicates > 1:
+        metrics["seeds"] = params.replicates
     return metrics
 
 
@@ -520,7 +644,7 @@ def build_matrix_report(params: Params, evals_dir: Path, matrix_dir: Path | None
     return MatrixReport(
         frame=_frame(all_cells),
         markdown="\n".join(lines),
-        metrics=_metrics(all_cells, gaps),
+        metrics=_metrics(params, all_cells, gaps),
         cells=tuple(all_cells),
         gaps=tuple(gaps),
     )

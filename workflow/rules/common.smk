@@ -55,7 +55,7 @@ def code(stage):
 
 
 def dataset_of_model(model):
-    return config["models"][model]["dataset"]
+    return PARAMS.model(model).dataset.name
 
 
 def evaluation_file(model, attack):
@@ -69,11 +69,13 @@ def evaluation_outputs():
 
 
 def matrix_inputs():
+    """Every fitting cell of every matrix, for each seed (the table shows mean ± std)."""
     return [
-        evaluation_file(cell.model, cell.attack)
+        evaluation_file(model, cell.attack)
         for matrix in PARAMS.robustness_matrices()
         for cell in matrix.cells
         if cell.fits
+        for model in (cell.model, *PARAMS.replicas(cell.model))
     ]
 
 

@@ -20,7 +20,7 @@ rule evaluate:
         batch_size=PARAMS.eval_batch_size,
         code=code("evaluate"),
     wildcard_constraints:
-        model="|".join(config["models"]),
+        model="|".join(PARAMS.model_names()),
         attack="|".join(config["attacks"]),
     resources:
         mem_mb=resources_of("evaluate", "mem_mb", 4000),

@@ -10,12 +10,12 @@ rule train:
         throughput="results/models/{model}/throughput.json",
     params:
         spec=lambda wc: plain(PARAMS.model(wc.model)),
-        seed=config["seed"],
+        seed=lambda wc: PARAMS.model_seed(wc.model),
         device=config["device"],
         regions=config["regions"],
         code=code("train"),
     wildcard_constraints:
-        model="|".join(config["models"]),
+        model="|".join(PARAMS.model_names()),
     resources:
         mem_mb=resources_of("train", "mem_mb", 8000),
         gpu=resources_of("train", "gpu", 0),
