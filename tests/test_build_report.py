@@ -475,3 +475,20 @@ def test_cli_without_a_tables_folder_says_what_to_run(
     err = capsys.readouterr().err
     assert err.startswith(f"error: {inputs.tables_dir}: tables folder not found") and "Traceback" not in err
     assert not out.exists()
+
+
+def test_unevaluated_matrix_cells_are_counted_under_missing(tmp_path: Path, params: dict[str, Any]) -> None:
+    inputs = make_project(tmp_path, params)
+    (inputs.tables_dir / "robustness_matrix.csv").write_text(
+        "dataset,model,attack,fits,evaluated\n"
+        "mnist,m1,a1,True,True\n"
+        "mnist,m1,a2,True,False\n"
+        "mnist,m2,a2,False,False\n"
+        "mnist,m2,a3,True,False\n",
+        encoding="utf-8",
+    )
+    md = build_report(inputs)
+    assert missing_items(md) == [
+        "- `results/tables/robustness_matrix.md`: 2 cell(s) of the matrix not evaluated yet (each listed "
+        "there with its command); run `uv run snakemake results/tables/robustness_matrix.md`"
+    ]
