@@ -86,9 +86,12 @@ def render(params_path: Path) -> str:
     return HEADER.format(scale=params.scale) + yaml.safe_dump(lists, sort_keys=False, width=120)
 
 
+def _differs(out: Path, text: str) -> bool:
+    return not out.is_file() or out.read_text(encoding="utf-8") != text
+
+
 def is_stale(root: Path) -> bool:
-    out = root / DVC_MATRIX
-    return not out.is_file() or out.read_text(encoding="utf-8") != render(root / "params.yaml")
+    return _differs(root / DVC_MATRIX, render(root / "params.yaml"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = root / DVC_MATRIX
     if args.check:
-        stale = not out.is_file() or out.read_text(encoding="utf-8") != text
+        stale = _differs(out, text)
         if stale:
             print(f"{out}: stale; run `uv run python -m workflow.dvc_matrix`", file=sys.stderr)
         return int(stale)

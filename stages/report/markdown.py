@@ -16,6 +16,16 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return frame.astype(object).where(frame.notna(), None).to_markdown(index=False, missingval=MISSING)
 
 
+def text_table(frame: pd.DataFrame, text_columns: int | None = None) -> str:
+    """``frame`` with cells already formatted as a markdown table. Unlike markdown_table, cells
+    are not parsed back into numbers, which would drop trailing zeros ("85.0" -> "85").
+    ``text_columns``: left-align that many leading columns and right-align the rest (numbers)."""
+    align = None
+    if text_columns is not None:
+        align = ["left"] * text_columns + ["right"] * (len(frame.columns) - text_columns)
+    return str(frame.to_markdown(index=False, disable_numparse=True, colalign=align))
+
+
 def write_table(out: Path, frame: pd.DataFrame, markdown: str) -> None:
     """``out``.csv (the frame) and ``out``.md (the rendered report), each written atomically."""
     with atomic_open(out.with_suffix(".csv")) as fh:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from stages.config import AttackSpec, MatrixCell, Params, RobustnessMatrix, resolve_scaled
 from stages.report.evals import eval_path, load_evals
-from stages.report.markdown import MISSING, write_table
+from stages.report.markdown import MISSING, text_table, write_table
 from stages.utils.errors import DataError
 from stages.utils.io import write_json
 
@@ -375,12 +375,6 @@ def _table(
     return pd.DataFrame(rows, columns=headers)
 
 
-def _markdown_table(frame: pd.DataFrame, text_columns: int) -> str:
-    # Numbers are preformatted strings ("85.0"); tabulate would re-parse them and drop the ".0".
-    align = ["left"] * text_columns + ["right"] * (len(frame.columns) - text_columns)
-    return str(frame.to_markdown(index=False, disable_numparse=True, colalign=align))
-
-
 def _samples_line(matrix: RobustnessMatrix, cells: list[CellResult]) -> str:
     parts = []
     for attack, column, role in _columns_of(matrix):
@@ -431,7 +425,7 @@ def _dataset_section(
     ]
     if not matrix.models:
         return lines + ["No model is evaluated on this dataset.", ""]
-    lines += [_markdown_table(_table(params, matrix, cells, evals_dir), text_columns=3), ""]
+    lines += [text_table(_table(params, matrix, cells, evals_dir), text_columns=3), ""]
     lines += [_samples_line(matrix, cells), ""]
 
     other_scale = [
@@ -512,7 +506,7 @@ def _gap_section(gaps: list[Gap]) -> list[str]:
             for g in gaps
         ]
     )
-    lines += [_markdown_table(frame, text_columns=4), ""]
+    lines += [text_table(frame, text_columns=4), ""]
     top = largest_gap(gaps)
     assert top is not None
     verdict = f"The largest gap is {signed_points(top.points)} points ({top.where})."

@@ -26,7 +26,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from stages.report.evals import eval_path, load_evals  # noqa: E402
-from stages.report.markdown import MISSING, write_table  # noqa: E402
+from stages.report.markdown import MISSING, text_table, write_table  # noqa: E402
 from stages.utils.errors import ConfigError, DataError  # noqa: E402
 from stages.utils.io import atomic_path  # noqa: E402
 
@@ -640,13 +640,6 @@ def fitness_curves(block: Mapping[str, Any], indices: Sequence[int]) -> list[lis
 
 
 # --- markdown ----------------------------------------------------------------------------------
-
-
-def text_table(frame: pd.DataFrame) -> str:
-    """``frame`` (cells already formatted) as a markdown table. Unlike markdown_table, cells are
-    not parsed back into numbers, which would drop the trailing zeros of "85.00" and misalign
-    the paper's two-decimal style."""
-    return frame.to_markdown(index=False, disable_numparse=True)
 
 
 def _ours_paper(ours: Any, paper: Any) -> str:
