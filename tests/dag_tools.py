@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -23,8 +23,10 @@ PROJECT_FILES = [
     ".dvcignore",
     ".gitignore",
     ".dvc/config",
+    ".dvc/.gitignore",
 ]
 BIN = Path(sys.executable).parent
+TINY_PROFILE = ["--profile", "workflow/profiles/tiny"]
 
 
 def env() -> dict[str, str]:
@@ -83,12 +85,36 @@ def make_project(dest: Path, mirror: Path, scale: str = "tiny") -> Path:
     return dest
 
 
+def run_tiny_dag(root: Path) -> Path:
+    """A project under ``root`` after one complete tiny `snakemake` run on a synthetic mirror,
+    recorded by `dvc commit` and committed to git."""
+    from stages.data.synthetic import write_synthetic_mirror
+
+    mirror = write_synthetic_mirror(root / "mirror", seed=0, n_train=200, n_test=64)
+    project = make_project(root / "project", mirror)
+    run(["snakemake", *TINY_PROFILE], project, timeout=3000)
+    run(["dvc", "commit", "--force", "--quiet"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "tiny run"], project)
+    return project
+
+
+def copy_of(project: Path, tmp_path: Path, name: str = "project") -> Path:
+    """A copy of ``project`` (git, DVC cache and Snakemake's records included) under ``tmp_path``,
+    with its own DVC remote beside it."""
+    dest = tmp_path / name
+    shutil.copytree(project, dest, symlinks=True)
+    run(["dvc", "remote", "modify", "--local", "local", "url", str(tmp_path / f"{name}-remote")], dest)
+    return dest
+
+
 @dataclass(frozen=True)
 class Job:
     rule: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     command: str
+    resources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 def _split_paths(text: str) -> tuple[str, ...]:
@@ -103,7 +129,7 @@ def snakemake_jobs(project: Path, *args: str) -> list[Job]:
     for line in proc.stdout.splitlines():
         if m := re.match(r"^(?:local)?rule (\w+):$", line):
             current = {"rule": m.group(1)}
-        elif m := re.match(r"^\s+(input|output): (.*)$", line):
+        elif m := re.match(r"^\s+(input|output|resources): (.*)$", line):
             current[m.group(1)] = m.group(2)
         elif line.startswith("Shell command: ") and current:
             current["command"] = line.removeprefix("Shell command: ")
@@ -122,6 +148,7 @@ def _job(d: dict[str, str]) -> Job:
         inputs=_split_paths(d.get("input", "")),
         outputs=_split_paths(d.get("output", "")),
         command=" ".join(d.get("command", "").split()),
+        resources=dict(kv.split("=", 1) for kv in _split_paths(d.get("resources", ""))),
     )
 
 
@@ -141,7 +168,7 @@ def dvc_stages(project: Path) -> list[DvcStage]:
     with Repo(str(project)) as repo:
         return [
             DvcStage(
-                name=stage.addressing,
+                name=stage.name,
                 deps=tuple(d.def_path for d in stage.deps if not isinstance(d, ParamsDependency)),
                 outs=tuple(o.def_path for o in stage.outs),
                 command=" ".join(stage.cmd.split()),

@@ -155,3 +155,16 @@ def test_a_pair_that_does_not_fit_is_an_error_when_the_dag_is_built() -> None:
         ConfigError, match=r"cifar10_natural x lat_background: attack region 'background' needs"
     ):
         Params(raw).evaluations()
+
+
+def test_a_pair_that_does_not_fit_stops_both_dags_before_any_job(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", Path("/nonexistent"))
+    edit_params(project, **{"attacks.lat_background.region": "background"})
+    snakemake = run(["snakemake", "-n", "--cores", "1"], project, check=False)
+    said = snakemake.stdout + snakemake.stderr
+    assert snakemake.returncode != 0
+    assert "cifar10_natural x lat_background: attack region 'background' needs" in said
+    assert "Traceback" not in said
+    # DVC's list of matrix cells is written from the same checks.
+    dvc_list = run(["python", "-m", "workflow.dvc_matrix"], project, check=False)
+    assert dvc_list.returncode == 2 and "cifar10_natural x lat_background" in dvc_list.stderr

@@ -10,33 +10,11 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
 import yaml
 
 from stages.config import Params
-from stages.data.synthetic import write_synthetic_mirror
-from tests.dag_tools import edit_params, make_project, run, snakemake_jobs
-
-PROFILE = ["--profile", "workflow/profiles/tiny"]
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project after one complete `snakemake` run and `dvc commit`."""
-    root = tmp_path_factory.mktemp("tiny")
-    mirror = write_synthetic_mirror(root / "mirror", seed=0, n_train=200, n_test=64)
-    project = make_project(root / "project", mirror)
-    run(["snakemake", *PROFILE], project, timeout=3000)
-    run(["dvc", "commit", "--force", "--quiet"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "tiny run"], project)
-    return project
-
-
-def copy_of(project: Path, tmp_path: Path) -> Path:
-    dest = tmp_path / "project"
-    shutil.copytree(project, dest, symlinks=True)
-    return dest
+from tests.dag_tools import TINY_PROFILE as PROFILE
+from tests.dag_tools import copy_of, edit_params, run, snakemake_jobs
 
 
 def test_full_run_writes_the_dataset_table_and_grids(finished: Path) -> None:

@@ -27,8 +27,8 @@ DVC_MATRIX = Path("workflow") / "dvc_matrix.yaml"
 HEADER = (
     "# Written by `uv run python -m workflow.dvc_matrix` from params.yaml (scale: {scale}); do not\n"
     "# edit. The robustness-matrix cells that fit and that no evaluation group runs (dvc.yaml's\n"
-    "# evaluate_matrix), and the replicas of `replicates` (train_replica, evaluate_replica);\n"
-    "# Snakemake derives the same lists itself.\n"
+    "# evaluate_matrix), the replicas of `replicates` (train_replica, evaluate_replica), and the\n"
+    "# definitions the dual and matrix tables read (their `params`); Snakemake derives the same.\n"
 )
 
 
@@ -74,6 +74,33 @@ def replica_evaluations(params: Any) -> dict[str, dict[str, str]]:
     }
 
 
+def table_params(params: Any) -> dict[str, dict[str, Any]]:
+    """The resolved definitions a table reads beyond its input files: the dual table, the
+    attacks of its columns and sweeps (their eps are its x values); the matrix table, the
+    attacks of its columns and the models of its rows (what fits and why not). Both DAGs key the
+    tables on exactly these (Snakemake: rule params; DVC: params from this file), so changing
+    an attack no table describes reruns no table."""
+    from stages.config import resolve_tree
+
+    def entries(section: str, names: list[str]) -> dict[str, Any]:
+        return {n: resolve_tree(params.raw[section][n], params.scale) for n in dict.fromkeys(names)}
+
+    dual = params.raw["tables"]["dual_perturbation"]
+    dual_attacks = list(dual["inputs"].values())
+    for sweep in dual["sweeps"].values():
+        dual_attacks += [a for a in sweep["attacks"] if a not in dual_attacks]
+    matrices = params.robustness_matrices()
+    matrix_attacks = [a for m in matrices for a in (*m.attacks, *m.references.values())]
+    matrix_models = [model for m in matrices for model in m.models]
+    return {
+        "dual_perturbation": {"attacks": entries("attacks", dual_attacks)},
+        "robustness_matrix": {
+            "attacks": entries("attacks", matrix_attacks),
+            "models": entries("models", matrix_models),
+        },
+    }
+
+
 def render(params_path: Path) -> str:
     from stages.config import Params
 
@@ -82,6 +109,7 @@ def render(params_path: Path) -> str:
         "matrix_evaluations": matrix_evaluations(params),
         "replica_models": replica_models(params),
         "replica_evaluations": replica_evaluations(params),
+        "table_params": table_params(params),
     }
     return HEADER.format(scale=params.scale) + yaml.safe_dump(lists, sort_keys=False, width=120)
 

@@ -26,11 +26,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
-import torchattacks
 from torch import nn
+
+if TYPE_CHECKING:
+    import torchattacks
 
 AttackName = Literal["apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square"]
 ATTACK_NAMES: tuple[str, ...] = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
@@ -112,6 +114,10 @@ def _build(
     name: str, model: nn.Module, config: AutoAttackConfig, num_classes: int, seed: int
 ) -> torchattacks.attack.Attack:
     """The torchattacks attack for ``name``, with ``config``'s budgets."""
+    # Imported here: torchattacks loads scipy.stats (about 2 s), which every other training and
+    # evaluation job would pay at start-up.
+    import torchattacks
+
     norm = _TORCHATTACKS_NORM[config.norm]
     eot_iter = _RAND_EOT_ITER if config.version == "rand" else 1
     # torchattacks' targeted attacks try n_classes - 1 targets: the 2nd, 3rd, ... most likely

@@ -6,7 +6,7 @@ sys.path.insert(0, workflow.basedir)
 
 from stages.config import Params, load_yaml, plain, resolve_tree  # noqa: E402
 from stages.utils.errors import ConfigError  # noqa: E402
-from workflow.dvc_matrix import is_stale  # noqa: E402
+from workflow.dvc_matrix import is_stale, table_params  # noqa: E402
 from workflow.stage_code import code_digest  # noqa: E402
 
 # Only these keys reach the stages from the command line; every other value is read from
@@ -42,6 +42,9 @@ except ConfigError as exc:
 
 SCALE = PARAMS.scale
 GROUP_PAIRS = set(PARAMS.group_pairs())
+# What the dual and matrix tables read from params besides their inputs (DVC: the same, from
+# workflow/dvc_matrix.yaml's table_params).
+TABLE_PARAMS = table_params(PARAMS)
 
 if SCALE == load_yaml("params.yaml")["scale"] and is_stale(Path(workflow.basedir)):
     logger.warning(

@@ -43,11 +43,6 @@ rule attention_table:
         " --out results/tables/attention_masks"
 
 
-def dual_plain_attacks():
-    """The attacks the dual table reads its sweep x values from (DVC: params `attacks`)."""
-    return {name: plain(PARAMS.attack(name)) for name in config["attacks"]}
-
-
 rule dual_table:
     input:
         table_inputs("dual_perturbation"),
@@ -58,7 +53,7 @@ rule dual_table:
         plots=directory("results/plots/dual_perturbation"),
     params:
         spec=config["tables"]["dual_perturbation"],
-        attacks=dual_plain_attacks(),
+        reads=TABLE_PARAMS["dual_perturbation"],
         code=code("dual_table"),
     shell:
         "python -m stages.dual_table --params params.yaml --scale {SCALE} --evals results/evals"
@@ -110,6 +105,7 @@ rule matrix_table:
         metrics="results/metrics/robustness_matrix.json",
     params:
         spec=lambda wc: resolve_tree(config["robustness_matrix"], SCALE),
+        reads=TABLE_PARAMS["robustness_matrix"],
         code=code("matrix_table"),
     shell:
         "python -m stages.matrix_table --params params.yaml --scale {SCALE} --evals results/evals"
