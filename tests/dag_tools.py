@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from stages.data.synthetic import write_synthetic_mirror
+
 REPO = Path(__file__).resolve().parent.parent
 PROJECT_FILES = [
     "stages",
@@ -88,8 +90,6 @@ def make_project(dest: Path, mirror: Path, scale: str = "tiny") -> Path:
 def run_tiny_dag(root: Path) -> Path:
     """A project under ``root`` after one complete tiny `snakemake` run on a synthetic mirror,
     recorded by `dvc commit` and committed to git."""
-    from stages.data.synthetic import write_synthetic_mirror
-
     mirror = write_synthetic_mirror(root / "mirror", seed=0, n_train=200, n_test=64)
     project = make_project(root / "project", mirror)
     run(["snakemake", *TINY_PROFILE], project, timeout=3000)

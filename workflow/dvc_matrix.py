@@ -86,9 +86,7 @@ def table_params(params: Any) -> dict[str, dict[str, Any]]:
         return {n: resolve_tree(params.raw[section][n], params.scale) for n in dict.fromkeys(names)}
 
     dual = params.raw["tables"]["dual_perturbation"]
-    dual_attacks = list(dual["inputs"].values())
-    for sweep in dual["sweeps"].values():
-        dual_attacks += [a for a in sweep["attacks"] if a not in dual_attacks]
+    dual_attacks = [*dual["inputs"].values(), *(a for s in dual["sweeps"].values() for a in s["attacks"])]
     matrices = params.robustness_matrices()
     matrix_attacks = [a for m in matrices for a in (*m.attacks, *m.references.values())]
     matrix_models = [model for m in matrices for model in m.models]
