@@ -4,8 +4,14 @@
         --data data/processed/cifar10_grabcut/test.npz --images 10 --pixels 1 --population 400 \
         --generations 100 --device cpu --peers scipy,art --out bench/results/de_vs_peers.json
 
-Add ``torchattacks`` to ``--peers`` to include its ``OnePixel``; it is not a project dependency
-(it pins ``requests~=2.25.1``), so run the script with ``uv run --with torchattacks python ...``.
+Add ``torchattacks`` to ``--peers`` to include its ``OnePixel`` (torchattacks is a project
+dependency since the AutoAttack reference came in).
+
+Efficiency (ours only): the share of the attack's wall time spent inside the model's forward
+passes, timed around each pass in the same run, i.e. (candidates evaluated x forward cost per
+candidate at the batch sizes the attack used) / attack time. ``--region foreground|background``
+restricts ours to the split's masks, as the pipeline's pixel-space attacks are; the peers have no
+such option, so a region run has no peers.
 
 What it measures. Every attack runs untargeted, over the whole image, on the same trained model
 and the same images: the first ``--images`` test images the model classifies correctly. For
@@ -43,10 +49,7 @@ ratios from one run, not absolute times across runs.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -62,13 +65,16 @@ from scipy.optimize import differential_evolution as scipy_differential_evolutio
 from torch import nn
 
 # Run as a script (`python bench/de_vs_peers.py`), Python puts bench/ on the path, not the
-# repository root that holds `stages`.
+# repository root that holds `stages` and `bench`.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.common import first_correct, machine, predict, synchronize, write_record  # noqa: E402
 from stages.attacks.differential_evolution import DEConfig, differential_evolution_attack  # noqa: E402
+from stages.config import Params  # noqa: E402
 from stages.data.processed import load_split  # noqa: E402
+from stages.masks.regions import region_mask  # noqa: E402
 from stages.models.checkpoint import load_trained  # noqa: E402
 
 OURS = "backdrop"
@@ -88,7 +94,6 @@ NO_CONVERGENCE_ATOL = -1.0
 ART_POPULATION = 400  # ART hard-codes popsize = 400 // (number of parameters)
 ART_FORWARD_BATCH = 128  # PyTorchClassifier.predict's default batch, which PixelAttack uses
 ART_ES_DE = 1  # PixelAttack's es: 0 = CMA-ES, 1 = differential evolution
-SCAN_BATCH = 512  # images per forward pass when looking for correctly classified ones
 DEFAULT_SEED = 0
 
 
@@ -96,16 +101,27 @@ DEFAULT_SEED = 0
 
 
 class CountingModel(nn.Module):
-    """The model, counting the images it is asked about (the attack's queries)."""
+    """The model, counting the images it is asked about (the attack's queries) and timing its
+    forward passes, which gives an attack's efficiency (:attr:`Run.efficiency`)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
         self.queries = 0
+        self.forward_seconds = 0.0
+        # A new module starts in training mode; a peer that "restores" the mode it was handed
+        # (torchattacks does, after each call) would then switch the model's BatchNorm to batch
+        # statistics. Take the wrapped model's mode instead.
+        self.train(model.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.queries += x.shape[0]
-        return self.model(x)
+        synchronize(x.device)
+        start = time.perf_counter()
+        out = self.model(x)
+        synchronize(x.device)
+        self.forward_seconds += time.perf_counter() - start
+        return out
 
 
 @dataclass
@@ -120,6 +136,16 @@ class Run:
     success: list[bool]
     queries: list[int]
     notes: list[str]
+    # Seconds inside the model's forward passes during the attack (ours only).
+    forward_seconds: float | None = None
+
+    @property
+    def efficiency(self) -> float | None:
+        """The share of the attack's time spent in the model's forward passes, at the batch
+        sizes the attack chose: 1.0 would mean no time at all in the attack's own bookkeeping
+        (decoding genomes, painting pixels, selection, Python overhead). Timed inside the same
+        run, so a burst of load from elsewhere slows both sides alike."""
+        return None if self.forward_seconds is None else self.forward_seconds / self.seconds
 
     @property
     def images_per_second(self) -> float:
@@ -132,30 +158,6 @@ class Run:
 
 def binomial_se(p: float, n: int) -> float:
     return math.sqrt(p * (1.0 - p) / n)
-
-
-def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(chunk).argmax(dim=1) for chunk in images.split(SCAN_BATCH)])
-
-
-def correctly_classified(
-    model: nn.Module, data: Path, count: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``count`` images of ``data`` the model classifies correctly, and their labels."""
-    split = load_split(data)
-    images, labels, _ = split.tensors()
-    picked: list[int] = []
-    for start in range(0, len(split), SCAN_BATCH):
-        chunk = slice(start, start + SCAN_BATCH)
-        right = predict(model, images[chunk].to(device)).cpu() == labels[chunk]
-        picked += (right.nonzero().flatten() + start).tolist()
-        if len(picked) >= count:
-            break
-    if len(picked) < count:
-        raise SystemExit(f"{data}: the model classifies only {len(picked)} images correctly, not {count}")
-    index = torch.tensor(picked[:count])
-    return images[index].to(device), labels[index].to(device)
 
 
 def num_classes(model: nn.Module, images: torch.Tensor) -> int:
@@ -207,20 +209,23 @@ def run_ours(
     cfg: DEConfig,
     seed: int,
     per_image: bool,
+    region: torch.Tensor | None = None,
 ) -> Run:
     generator = torch.Generator().manual_seed(seed)
+    counting = CountingModel(model)
     queries: list[int] = []
 
     def attack() -> torch.Tensor:
         if not per_image:
-            result = differential_evolution_attack(model, images, labels, None, cfg, generator=generator)
+            result = differential_evolution_attack(counting, images, labels, region, cfg, generator=generator)
             queries.extend(result.queries.tolist())
             return result.adversarial
         out = []
         for i in range(images.shape[0]):
             one = slice(i, i + 1)
+            part = None if region is None else region[one]
             result = differential_evolution_attack(
-                model, images[one], labels[one], None, cfg, generator=generator
+                counting, images[one], labels[one], part, cfg, generator=generator
             )
             queries.extend(result.queries.tolist())
             out.append(result.adversarial)
@@ -228,6 +233,7 @@ def run_ours(
 
     adversarial, seconds = timed(attack)
     how = "one image per call" if per_image else "all images in one call"
+    where = "the whole image" if region is None else "the given region"
     return Run(
         peer=OURS_PER_IMAGE if per_image else OURS,
         images=images.shape[0],
@@ -236,7 +242,11 @@ def run_ours(
         seconds=seconds,
         success=verify(model, images, adversarial.to(images.device), labels, cfg.pixels),
         queries=queries,
-        notes=[f"DEConfig defaults except pixels/population/generations (max_batch={cfg.max_batch}); {how}"],
+        notes=[
+            f"DEConfig defaults except pixels/population/generations (max_batch={cfg.max_batch}); "
+            f"{how}; pixels from {where}"
+        ],
+        forward_seconds=counting.forward_seconds,
     )
 
 
@@ -376,8 +386,7 @@ def run_torchattacks(
         import torchattacks
     except ImportError:
         raise SystemExit(
-            "torchattacks is not installed; "
-            "run with `uv run --with torchattacks python bench/de_vs_peers.py ...`"
+            "torchattacks is not installed; run `uv sync --frozen` (it is a dependency)"
         ) from None
     counting = CountingModel(model)
     attack_obj = torchattacks.OnePixel(
@@ -445,13 +454,14 @@ def summary(run: Run, ours: Run) -> dict[str, Any]:
         "ours_success_rate_same_images": ours_rate,
         "success_diff_peer_minus_ours": run.success_rate - ours_rate,
         "success_diff_se": math.sqrt(se**2 + se_ours**2),
+        "efficiency": run.efficiency,
     }
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     header = (
         "| attack | images | population | generations | seconds | images/s | success rate ± s.e. "
-        "| mean queries | speed-up (ours/peer) | Δ success vs ours ± s.e. |"
+        "| mean queries | speed-up (ours/peer) | Δ success vs ours ± s.e. | efficiency |"
     )
     lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
     for r in rows:
@@ -459,20 +469,15 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {r['peer']} | {r['images']} | {r['population']} | {r['generations']} | {r['seconds']:.1f} "
             f"| {r['images_per_second']:.4f} | {r['success_rate']:.2f} ± {r['success_se']:.2f} "
             f"| {r['mean_queries']:.0f} | {r['speedup_ours_over_peer']:.2f}x "
-            f"| {r['success_diff_peer_minus_ours']:+.2f} ± {r['success_diff_se']:.2f} |"
+            f"| {r['success_diff_peer_minus_ours']:+.2f} ± {r['success_diff_se']:.2f} "
+            f"| {'—' if r['efficiency'] is None else format(r['efficiency'], '.2f')} |"
         )
     return "\n".join(lines)
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+def pipeline_forward_batch(device: torch.device) -> int:
+    """The DE forward batch the pipeline uses on ``device`` (params.yaml), else DEConfig's."""
+    return Params.load(REPO_ROOT / "params.yaml").de_forward_batch(device.type) or DEConfig.max_batch
 
 
 def parse_peer_images(text: str) -> dict[str, int]:
@@ -486,7 +491,7 @@ def parse_peer_images(text: str) -> dict[str, int]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", type=Path, required=True, help="a trained model.pt")
     p.add_argument("--data", type=Path, required=True, help="a processed split (.npz)")
@@ -494,7 +499,12 @@ def main() -> None:
     p.add_argument("--pixels", type=int, default=1, help="k, pixels changed per image")
     p.add_argument("--population", type=int, default=DEConfig.population)
     p.add_argument("--generations", type=int, default=DEConfig.max_generations)
-    p.add_argument("--max-batch", type=int, default=DEConfig.max_batch, help="ours' images per forward pass")
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        help="ours' candidate images per forward pass (default: params.yaml's evaluation.de_forward_batch "
+        "for the device, as the pipeline runs it)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--peers", default="scipy,art", help=f"comma-separated, from: {', '.join(PEERS)}")
     p.add_argument(
@@ -502,9 +512,16 @@ def main() -> None:
         default="",
         help="fewer images for slow peers, e.g. art=4,torchattacks=4 (the first of the same images)",
     )
+    p.add_argument(
+        "--region",
+        choices=("all", "foreground", "background"),
+        default="all",
+        help="ours only (the peers attack whole images): change pixels of the split's foreground or "
+        "background masks, as the pipeline's pixel-space attacks do",
+    )
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--out", type=Path, help="write the measurements here (JSON)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     peers = [name for name in args.peers.split(",") if name]
     unknown = sorted(set(peers) - set(PEERS))
@@ -512,31 +529,55 @@ def main() -> None:
         raise SystemExit(f"unknown peers {unknown}; valid: {', '.join(PEERS)}")
     peer_images = parse_peer_images(args.peer_images)
 
+    if args.region != "all" and peers:
+        raise SystemExit(f"--region {args.region}: the peers attack whole images only; use --peers ''")
+
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     device = torch.device(args.device)
     model = load_trained(args.weights, device)
-    images, labels = correctly_classified(model, args.data, args.images, device)
+    all_images, all_labels, all_masks = load_split(args.data).tensors()
+    index = first_correct(model, all_images, all_labels, args.images)
+    if len(index) < args.images:
+        raise SystemExit(
+            f"{args.data}: the model classifies only {len(index)} images correctly, not {args.images}"
+        )
+    images, labels = all_images[index].to(device), all_labels[index].to(device)
+    region = None
+    if args.region != "all":
+        if all_masks is None:
+            raise SystemExit(f"--region {args.region}: {args.data} has no foreground masks")
+        region = region_mask(args.region, images.shape, foreground=all_masks[index].to(device))
     cfg = DEConfig(
         pixels=args.pixels,
         population=args.population,
         max_generations=args.generations,
-        max_batch=args.max_batch,
+        max_batch=args.max_batch or pipeline_forward_batch(device),
     )
     runners: dict[str, Callable[[nn.Module, torch.Tensor, torch.Tensor, DEConfig, int], Run]] = {
         "scipy": run_scipy,
         "art": run_art,
         "torchattacks": run_torchattacks,
-        OURS_PER_IMAGE: lambda m, x, y, c, s: run_ours(m, x, y, c, s, per_image=True),
+        OURS_PER_IMAGE: lambda m, x, y, c, s: run_ours(m, x, y, c, s, per_image=True, region=region),
     }
 
     print(f"{OURS}: {images.shape[0]} images", flush=True)
-    ours = run_ours(model, images, labels, cfg, args.seed, per_image=False)
+    ours = run_ours(
+        model,
+        images,
+        labels,
+        cfg,
+        args.seed,
+        per_image=False,
+        region=region,
+    )
     runs = [ours]
     for name in peers:
         count = min(peer_images.get(name, images.shape[0]), images.shape[0])
         print(f"{name}: {count} images", flush=True)
         runs.append(runners[name](model, images[:count], labels[:count], cfg, args.seed))
+        if model.training:
+            raise SystemExit(f"{name} left the model in training mode; its numbers are not comparable")
 
     rows = [summary(run, ours) for run in runs]
     print()
@@ -545,27 +586,14 @@ def main() -> None:
         for note in run.notes:
             print(f"- {run.peer}: {note}")
 
-    if args.out is not None:
-        record = {
-            "command": vars(args)
-            | {"weights": str(args.weights), "data": str(args.data), "out": str(args.out)},
-            "config": asdict(cfg),
-            "machine": {
-                "device": str(device),
-                "device_name": device_name(device),
-                "cpu_count": os.cpu_count(),
-                "torch_threads": torch.get_num_threads(),
-                "torch": torch.__version__,
-                "numpy": np.__version__,
-                "scipy": scipy.__version__,
-                "python": platform.python_version(),
-            },
-            "rows": rows,
-            "runs": [asdict(run) for run in runs],
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"\nwrote {args.out}")
+    record = {
+        "command": vars(args) | {"weights": str(args.weights), "data": str(args.data), "out": str(args.out)},
+        "config": asdict(cfg),
+        "machine": machine(device) | {"scipy": scipy.__version__},
+        "rows": rows,
+        "runs": [asdict(run) | {"efficiency": run.efficiency} for run in runs],
+    }
+    write_record(args.out, record)
 
 
 if __name__ == "__main__":

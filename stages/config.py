@@ -613,6 +613,12 @@ class Params:
     def eval_batch_size(self) -> int:
         return int(resolve_scaled(self.raw["evaluation"]["batch_size"], self.scale))
 
+    def de_forward_batch(self, device_type: str) -> int | None:
+        """Candidates per forward pass of the DE attack on a ``device_type`` ("cpu", "cuda")
+        device; None (the attack's default) when params.yaml names none for it."""
+        by_device = self.raw["evaluation"].get("de_forward_batch", {})
+        return None if device_type not in by_device else int(by_device[device_type])
+
     def group_pairs(self) -> list[tuple[str, str]]:
         """The (model, attack) pairs the evaluation groups list, in params order. Their results
         are in results/evals/<model>/; the robustness matrices' other cells in results/matrix/,

@@ -43,6 +43,7 @@ def main(args: argparse.Namespace) -> None:
         device=device,
         model_input=spec.input,
         progress=not args.no_progress,
+        de_forward_batch=params.de_forward_batch(device.type),
     )
     out = Path(args.out)
     write_json(out, {"model": spec.name, "dataset": dataset.name, "scale": params.scale, **metrics})

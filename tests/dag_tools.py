@@ -87,11 +87,15 @@ def make_project(dest: Path, mirror: Path, scale: str = "tiny") -> Path:
     return dest
 
 
+def write_tiny_mirror(root: Path) -> Path:
+    """The synthetic raw-data mirror every tiny project of the tests reads, under ``root``."""
+    return write_synthetic_mirror(root / "mirror", seed=0, n_train=200, n_test=64)
+
+
 def run_tiny_dag(root: Path) -> Path:
     """A project under ``root`` after one complete tiny `snakemake` run on a synthetic mirror,
     recorded by `dvc commit` and committed to git."""
-    mirror = write_synthetic_mirror(root / "mirror", seed=0, n_train=200, n_test=64)
-    project = make_project(root / "project", mirror)
+    project = make_project(root / "project", write_tiny_mirror(root))
     run(["snakemake", *TINY_PROFILE], project, timeout=3000)
     run(["dvc", "commit", "--force", "--quiet"], project)
     run(["git", "add", "-A"], project)

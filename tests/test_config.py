@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stages.attacks.differential_evolution import DEConfig
+from stages.attacks.spec import de_config
 from stages.config import Params, resolve_tree
 from stages.utils.errors import ConfigError
 from tests.dag_tools import REPO, edit_params, make_project, run
@@ -53,6 +55,11 @@ def test_the_committed_params_are_valid_at_every_scale() -> None:
         ),
         ("models.mnist_lat.colour", "red", r"models\.mnist_lat: .*'colour' was unexpected"),
         ("attacks.lat_background.region", "corner", r"attacks\.lat_background\.region: 'corner'"),
+        (
+            "evaluation.de_forward_batch",
+            {"cpu": 0, "cuda": 4096},
+            r"evaluation\.de_forward_batch\.cpu: 0 is less than the minimum",
+        ),
     ],
 )
 def test_schema_errors_name_the_key_and_value(key: str, value: object, expected: str) -> None:
@@ -95,6 +102,17 @@ def test_schema_errors_name_the_key_and_value(key: str, value: object, expected:
 def test_cross_references_are_checked(key: str, value: object, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         Params(params_with(**{key: value}))
+
+
+def test_de_forward_batch_is_per_device_and_reaches_the_de_config() -> None:
+    params = Params(PARAMS)
+    by_device = PARAMS["evaluation"]["de_forward_batch"]
+    assert params.de_forward_batch("cpu") == by_device["cpu"]
+    assert params.de_forward_batch("cuda") == by_device["cuda"]
+    assert params.de_forward_batch("mps") is None  # not listed: the attack's own default
+    attack = params.attack(next(name for name, a in PARAMS["attacks"].items() if a["kind"] == "de"))
+    assert de_config(attack, max_batch=by_device["cpu"]).max_batch == by_device["cpu"]
+    assert de_config(attack).max_batch == DEConfig().max_batch
 
 
 def test_scaled_values_resolve_per_scale() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from stages.data.processed import ProcessedSplit
 from stages.data.sources import GTSRB_TEST_DIR
 from stages.data.synthetic import write_synthetic_mirror
 from stages.masks.grabcut import (
+    CHUNKS_PER_WORKER,
     GrabCutConfig,
     RectJob,
     SeedConfig,
@@ -27,6 +29,7 @@ from stages.masks.grabcut import (
     iou,
     iou_batch,
     masks_parallel,
+    pool_plan,
     segment_seeded,
 )
 
@@ -182,3 +185,17 @@ def test_grabcut_vs_ground_truth_beats_the_rectangle() -> None:
     assert overall["n"] == 6 and overall["mean_iou"] > 0.8
     assert overall["mean_iou"] > overall["rect_mean_iou"]
     assert report["per_class"]["a"]["n"] == 3 and report["per_class"]["b"]["n"] == 3
+
+
+@pytest.mark.parametrize("items", [0, 1, 5, 48, 64, 1000, 50_000])
+@pytest.mark.parametrize("workers", [1, 2, 16])
+def test_pool_plan_keeps_every_worker_busy(items, workers):
+    planned, chunksize = pool_plan(items, workers, 16)
+    chunks = math.ceil(items / chunksize)
+    assert 1 <= chunksize <= 16
+    assert 1 <= planned <= workers
+    # No worker is started without a chunk to work on.
+    assert planned <= max(1, chunks)
+    # A chunk is at most a quarter of a worker's fair share (rounded up), so the worker that
+    # finishes last is at most one small chunk behind the others.
+    assert chunksize <= max(1, math.ceil(items / (CHUNKS_PER_WORKER * workers)))

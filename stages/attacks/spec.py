@@ -47,8 +47,9 @@ def dual_foreground(
     return masks
 
 
-def de_config(spec: AttackSpec, *, targeted: bool = False) -> DEConfig:
-    """The DE settings of a ``kind: de`` attack (Wang et al., §IV-B; defaults in DEConfig)."""
+def de_config(spec: AttackSpec, *, targeted: bool = False, max_batch: int | None = None) -> DEConfig:
+    """The DE settings of a ``kind: de`` attack (Wang et al., §IV-B; defaults in DEConfig);
+    ``max_batch`` (speed only) None keeps DEConfig's."""
     return DEConfig(
         pixels=spec.pixels,
         population=spec.population,
@@ -59,6 +60,7 @@ def de_config(spec: AttackSpec, *, targeted: bool = False) -> DEConfig:
         init=spec.init,
         targeted=targeted,
         color_levels=spec.color_levels,
+        **({} if max_batch is None else {"max_batch": max_batch}),
     )
 
 

@@ -92,6 +92,7 @@ def _targeted_summary(
     num_classes: int,
     generator: torch.Generator,
     progress: bool,
+    forward_batch: int | None,
 ) -> tuple[dict[str, Any], int]:
     sweep = targeted_all_pairs(
         model,
@@ -99,7 +100,7 @@ def _targeted_summary(
         labels.to(x.device),
         region,
         num_classes,
-        de_config(attack, targeted=True),
+        de_config(attack, targeted=True, max_batch=forward_batch),
         generator=generator,
         progress=progress,
         desc=f"{attack.name} targeted",
@@ -147,8 +148,11 @@ def evaluate_pixel_attack(
     seed: int,
     device: torch.device,
     progress: bool = True,
+    forward_batch: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (metrics, throughput) of ``model`` under the few-pixel DE attack ``attack``.
+
+    ``forward_batch``: candidates per forward pass (speed only; None: DEConfig's default).
 
     Deterministic for a fixed seed and device: DE draws its random numbers on the CPU from a
     generator seeded with ``seed`` (stages.attacks.differential_evolution, "Determinism").
@@ -174,7 +178,7 @@ def evaluate_pixel_attack(
             x,
             y.to(device),
             region,
-            de_config(attack),
+            de_config(attack, max_batch=forward_batch),
             generator=generator,
             record_history=True,
             progress=progress,
@@ -199,6 +203,7 @@ def evaluate_pixel_attack(
             num_classes,
             generator,
             progress,
+            forward_batch,
         )
         queries += spent
     with torch.no_grad():

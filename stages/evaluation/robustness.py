@@ -37,13 +37,15 @@ def evaluate(
     device: torch.device,
     model_input: str = "natural",
     progress: bool = True,
+    de_forward_batch: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (metrics, throughput) of ``model`` on ``split`` under ``attack``.
 
     ``model_input`` is what the model sees (see :mod:`stages.models.inputs`): a foreground
     model is shown x∘F and attacked on its foreground only. The metrics are deterministic for
     a fixed seed and device; throughput is timing only. Few-pixel DE attacks (``kind: de``)
-    are black-box and report much more: see :mod:`stages.evaluation.pixel`.
+    are black-box and report much more: see :mod:`stages.evaluation.pixel`; ``de_forward_batch``
+    is their candidates per forward pass (speed only).
     """
     if attack.kind == "de":
         return evaluate_pixel_attack(
@@ -55,6 +57,7 @@ def evaluate(
             seed=seed,
             device=device,
             progress=progress,
+            forward_batch=de_forward_batch,
         )
     model.eval()
     x_all, y_all, m_all = split.tensors()

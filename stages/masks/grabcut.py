@@ -337,6 +337,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+CHUNKS_PER_WORKER = 4
+
+
 def _worker_init() -> None:
     # One OpenCV thread per process: the pool already uses every core.
     cv2.setNumThreads(1)
@@ -348,6 +351,19 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def pool_plan(items: int, workers: int, max_chunksize: int) -> tuple[int, int]:
+    """(workers, chunksize) for ``items`` images on at most ``workers`` processes.
+
+    At least :data:`CHUNKS_PER_WORKER` chunks per worker, so that no worker idles at the end
+    while another finishes a large last chunk; and no more workers than chunks, since each
+    spawned worker pays seconds of start-up (it re-imports the parent's main module, torch
+    included).
+    """
+    workers = max(1, int(workers))
+    chunksize = max(1, min(max_chunksize, math.ceil(items / (CHUNKS_PER_WORKER * workers))))
+    return min(workers, max(1, math.ceil(items / chunksize))), chunksize
 
 
 def masks_parallel(
@@ -367,8 +383,7 @@ def masks_parallel(
     deadlock. ``workers`` None = every core this process may use; 1 runs in-process.
     """
     n = len(items)
-    workers = default_workers() if workers is None else max(1, int(workers))
-    workers = min(workers, max(1, n))
+    workers, chunksize = pool_plan(n, default_workers() if workers is None else workers, chunksize)
     start = time.perf_counter()
     bar = progress_bar(None, total=n, desc=desc, unit="img", enabled=progress)
     results: list[R] = []
@@ -379,7 +394,7 @@ def masks_parallel(
     else:
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(workers, initializer=_worker_init) as pool:
-            for r in pool.imap(fn, items, chunksize=max(1, chunksize)):
+            for r in pool.imap(fn, items, chunksize=chunksize):
                 results.append(r)
                 bar.update()
     bar.close()
