@@ -54,7 +54,6 @@ across runs or machines.
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import os
 import shlex
@@ -83,6 +82,7 @@ from stages.data.readers import read_cifar10, read_coco  # noqa: E402
 from stages.data.sources import CIFAR10_BATCH_DIR  # noqa: E402
 from stages.data.synthetic import COCO_IMAGES_DIVISOR, write_synthetic_mirror  # noqa: E402
 from stages.masks.grabcut import (  # noqa: E402
+    MAX_CHUNKSIZE,
     GrabCutConfig,
     RectJob,
     default_workers,
@@ -94,8 +94,6 @@ PARTS = ("grabcut", "coco_ic")
 COCO_DATASETS = ("coco_ic", "segment6")  # params.yaml datasets built by the coco_ic builder
 COCO_SPLITS = ("train", "val")
 CPU = torch.device("cpu")
-# cifar_grabcut_masks leaves the chunk size to masks_parallel's default; read it, not a copy.
-POOL_CHUNKSIZE = int(inspect.signature(masks_parallel).parameters["chunksize"].default)
 
 
 @dataclass(frozen=True)
@@ -234,7 +232,7 @@ def bench_grabcut(
         )
 
     # masks_parallel's plan: how many workers it really starts, and its chunk size (1: in-process).
-    plans = {w: pool_plan(n, w, POOL_CHUNKSIZE) for w in worker_counts}
+    plans = {w: pool_plan(n, w, MAX_CHUNKSIZE) for w in worker_counts}
     effective = {w: plans[w][0] for w in worker_counts}
     cases: dict[str, Callable[[], None]] = {"loop": loop}
     for w in worker_counts:
@@ -467,7 +465,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             record["grabcut"] = {
                 "images": len(images.pixels),
                 "image_source": images.source,
-                "pool_max_chunksize": POOL_CHUNKSIZE,
+                "pool_max_chunksize": MAX_CHUNKSIZE,
                 "config": asdict(grabcut_cfg),
                 "rows": rows,
             }

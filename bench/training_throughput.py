@@ -100,11 +100,9 @@ from stages.attacks.pgd import pgd  # noqa: E402
 from stages.attacks.threats import make_threat  # noqa: E402
 from stages.config import DatasetSpec, ModelSpec, Params  # noqa: E402
 from stages.data.processed import ProcessedSplit, load_split  # noqa: E402
-from stages.models.inputs import model_view  # noqa: E402
 from stages.models.registry import ArchSpec, build_model  # noqa: E402
 from stages.report.dataset_table import PAPER_COCO_IC_COUNTS, PAPER_SEGMENT6_PER_CLASS  # noqa: E402
-from stages.training.augment import augment_batch  # noqa: E402
-from stages.training.trainer import train  # noqa: E402
+from stages.training.trainer import epoch_batches, train  # noqa: E402
 from stages.utils.runtime import select_device  # noqa: E402
 
 PARTS: tuple[str, ...] = ("at_ratio", "data", "gpu_variants", "projection")
@@ -267,19 +265,12 @@ def training_split(spec: ModelSpec, args: argparse.Namespace) -> ProcessedSplit:
 
 
 def data_pass(spec: ModelSpec, tensors: tuple[torch.Tensor, ...], masks: torch.Tensor | None) -> None:
-    """The data part of one epoch exactly as the trainer's loop does it, and nothing else."""
+    """The data part of one epoch, by the trainer's own batch generator, and nothing else."""
     x_all, y_all = tensors
-    device = x_all.device
-    gen = torch.Generator(device=device)
+    gen = torch.Generator(device=x_all.device)
     gen.manual_seed(0)
-    n, batch_size = len(y_all), spec.training.batch_size
-    order = torch.randperm(n, generator=gen, device=device)
-    for step in range(math.ceil(n / batch_size)):
-        idx = order[step * batch_size : (step + 1) * batch_size]
-        x, _ = x_all[idx], y_all[idx]
-        m = None if masks is None else masks[idx]
-        x, m = augment_batch(x, m, spec.training.augment, gen)
-        model_view(x, m, spec.input)
+    for _ in epoch_batches(spec, x_all, y_all, masks, gen):
+        pass
 
 
 # --- part at_ratio and data ----------------------------------------------------------------------

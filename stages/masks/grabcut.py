@@ -338,6 +338,8 @@ R = TypeVar("R")
 
 
 CHUNKS_PER_WORKER = 4
+# Images per chunk at most: few enough round trips between processes, small enough to balance.
+MAX_CHUNKSIZE = 16
 
 
 def _worker_init() -> None:
@@ -372,7 +374,7 @@ def masks_parallel(
     *,
     workers: int | None = None,
     progress: bool = True,
-    chunksize: int = 16,
+    chunksize: int = MAX_CHUNKSIZE,
     desc: str = "grabcut",
 ) -> list[R]:
     """``[fn(x) for x in items]`` over a spawn process pool, in input order.

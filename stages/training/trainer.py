@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,24 @@ def _epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Gener
     return gen
 
 
+def epoch_batches(
+    spec: ModelSpec,
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    m_all: torch.Tensor | None,
+    gen: torch.Generator,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """One epoch's minibatches (images as the model sees them, labels, masks): the split, held
+    as tensors on the device, shuffled by ``gen``, each batch augmented with ``gen``."""
+    batch_size = spec.training.batch_size
+    order = torch.randperm(len(y_all), generator=gen, device=y_all.device)
+    for idx in order.split(batch_size):
+        x, y = x_all[idx], y_all[idx]
+        masks = None if m_all is None else m_all[idx]
+        x, masks = augment_batch(x, masks, spec.training.augment, gen)
+        yield model_view(x, masks, spec.input), y, masks
+
+
 def model_for_split(spec: ModelSpec, split: ProcessedSplit) -> nn.Module:
     _, height, width, channels = split.images.shape
     if height != width:
@@ -170,7 +189,6 @@ def train(
 
     for epoch in range(start_epoch, spec.training.epochs):
         gen = _epoch_generator(seed, epoch, device)
-        order = torch.randperm(n, generator=gen, device=device)
         total_loss, correct, seen = 0.0, 0, 0
         started = time.perf_counter()
         bar = progress_bar(
@@ -179,12 +197,7 @@ def train(
             enabled=progress,
             unit="batch",
         )
-        for step in bar:
-            idx = order[step * batch_size : (step + 1) * batch_size]
-            x, y = x_all[idx], y_all[idx]
-            masks = None if m_all is None else m_all[idx]
-            x, masks = augment_batch(x, masks, spec.training.augment, gen)
-            x = model_view(x, masks, spec.input)
+        for step, (x, y, masks) in zip(bar, epoch_batches(spec, x_all, y_all, m_all, gen), strict=True):
             global_step = epoch * steps_per_epoch + step
             if spec.adversarial:
                 attack = ramped_attack(spec, global_step, steps_per_epoch)
