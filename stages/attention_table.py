@@ -1,10 +1,12 @@
 """Stage: the attention-mask table (Vaishnavi et al. 2020, Table 4) from the evaluations that
 params.yaml's `tables.attention_masks` names.
 
-    python -m stages.attention_table --evals results/evals --out results/tables/attention_masks
+    python -m stages.attention_table --evals results/evals --datasets results/datasets \
+        --out results/tables/attention_masks --claims results/claims/attention_masks.json
 
-Writes ``attention_masks.csv`` (the main table) and ``attention_masks.md`` (main table, claims
-and every other evaluation of the same models).
+Writes ``attention_masks.csv`` (the main table), ``attention_masks.md`` (main table, claims
+and every other evaluation of the same models) and the claim records
+(stages/claims/attention_masks.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from stages.claims.attention_masks import PAPER, TITLE, attention_claims
+from stages.claims.evidence import load_evaluations
+from stages.claims.record import ClaimsFile, write_claims
+from stages.claims.settings import ClaimSettings, dataset_facts
 from stages.config import Params
 from stages.report.attention_table import INPUTS, ROWS, AttentionTable, build_attention_table, to_markdown
 from stages.report.evals import find_evals, load_evals
@@ -20,29 +26,54 @@ from stages.report.markdown import write_table
 from stages.utils.cli import params_parser, run_stage
 
 
-def write_attention_table(spec: dict[str, Any], evals_dir: Path, out: Path, scale: str) -> AttentionTable:
-    """Build the table from ``spec`` (params' ``tables.attention_masks``) and write ``out``.csv
-    and ``out``.md; a missing natural or PGD evaluation is a DataError."""
+def write_attention_table(
+    spec: dict[str, Any],
+    evals_dir: Path,
+    out: Path,
+    scale: str,
+    *,
+    datasets_dir: Path,
+    claims_path: Path,
+    settings: ClaimSettings,
+) -> AttentionTable:
+    """Build the table and its claims from ``spec`` (params' ``tables.attention_masks``) and
+    write ``out``.csv, ``out``.md and ``claims_path``; a missing natural or PGD evaluation is a
+    DataError, raised before anything is written."""
     models = [roles[role] for roles in spec["datasets"].values() for role in ROWS]
     main_pairs = [(model, spec["inputs"][kind]) for model in models for kind in INPUTS]
     # The named evaluations win over whatever find_evals saw, and they must exist.
     named = load_evals(evals_dir, main_pairs)
     evals = {**find_evals(evals_dir, models), **named}
-    table = build_attention_table(evals, spec["datasets"], spec["inputs"])
-    write_table(out, table.frame, to_markdown(table, scale=scale))
+    facts = {dataset: dataset_facts(datasets_dir, dataset) for dataset in spec["datasets"]}
+    claims = attention_claims(
+        spec["datasets"], spec["inputs"], load_evaluations(evals_dir, main_pairs), facts, settings
+    )
+    table = build_attention_table(evals, spec["datasets"], spec["inputs"], claims)
+    write_claims(claims_path, ClaimsFile(PAPER, TITLE, scale, tuple(claims)))
+    write_table(out, table.frame, to_markdown(table, scale=scale, level=settings.level))
     return table
 
 
 def main(args: argparse.Namespace) -> None:
     params = Params.load(args.params, args.scale)
     spec = params.raw["tables"]["attention_masks"]
-    write_attention_table(spec, Path(args.evals), Path(args.out), params.scale)
+    write_attention_table(
+        spec,
+        Path(args.evals),
+        Path(args.out),
+        params.scale,
+        datasets_dir=Path(args.datasets),
+        claims_path=Path(args.claims),
+        settings=ClaimSettings.from_params(params.raw),
+    )
 
 
 def parser() -> argparse.ArgumentParser:
-    p = params_parser("Build the attention-mask table (csv and md).")
+    p = params_parser("Build the attention-mask table (csv and md) and its claim records.")
     p.add_argument("--evals", required=True, help="the evaluations folder (results/evals)")
+    p.add_argument("--datasets", required=True, help="the dataset statistics folder (results/datasets)")
     p.add_argument("--out", required=True, help="output path without suffix (results/tables/attention_masks)")
+    p.add_argument("--claims", required=True, help="the claim records (results/claims/attention_masks.json)")
     return p
 
 

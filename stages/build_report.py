@@ -1,10 +1,12 @@
 """Stage: the full report, results/report.md and beside it results/report.html, from the
-tables, figures and dataset statistics the other stages wrote.
+tables, claim records, figures and dataset statistics the other stages wrote.
 
     python -m stages.build_report --params params.yaml --scale tiny --tables results/tables \
-        --figures results/figures --datasets results/datasets --out results/report.md
+        --figures results/figures --datasets results/datasets --claims results/claims \
+        --out results/report.md
 
-A table or figure not generated yet is listed in the report's "Missing" section with the command
+The claims come from the table stages' records (results/claims/<paper>.json), never from their
+markdown. A table or figure not generated yet is listed in the report's "Missing" section with the command
 that makes it; only a tables folder that does not exist at all stops the stage.
 """
 
@@ -45,6 +47,7 @@ def main(args: argparse.Namespace) -> None:
         scale=params.scale,
         params=params.raw,
         report_dir=out.parent,
+        claims_dir=Path(args.claims),
     )
     text = build_report(inputs)
     page = render_html(text, TITLE)
@@ -59,6 +62,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tables", required=True, help="the tables folder (results/tables)")
     p.add_argument("--figures", required=True, help="the figures folder (results/figures)")
     p.add_argument("--datasets", required=True, help="the per-dataset statistics folder (results/datasets)")
+    p.add_argument("--claims", required=True, help="the claim records folder (results/claims)")
     p.add_argument(
         "--out", required=True, help="the markdown report (results/report.md); .html goes beside it"
     )

@@ -3,11 +3,13 @@ Examples", ICLR 2021 submission, §5.2-5.4) from the evaluations that params.yam
 `tables.dual_perturbation` names.
 
     python -m stages.dual_table --params params.yaml --scale reduced --evals results/evals \
+        --datasets results/datasets --claims results/claims/dual_perturbation.json \
         --out results/tables/dual_perturbation --figures results/figures/dual_perturbation \
         --plots results/plots/dual_perturbation
 
 Writes ``dual_perturbation.csv`` (the main table), ``dual_perturbation.md`` (main table, the
-paper's claims with our verdicts, every sweep), ``<figures>/<dataset>.png`` (the curves of the
+paper's claims with our verdicts, every sweep), the claim records (stages/claims/dual_perturbation.py),
+``<figures>/<dataset>.png`` (the curves of the
 paper's Figs. 3-5) and ``<plots>/<dataset>__<sweep>[__foreground_score].csv`` for ``dvc plots``.
 """
 
@@ -32,12 +34,18 @@ def main(args: argparse.Namespace) -> None:
         Path(args.figures),
         Path(args.plots),
         params.scale,
+        datasets_dir=Path(args.datasets),
+        claims_path=Path(args.claims),
     )
 
 
 def parser() -> argparse.ArgumentParser:
     p = params_parser("Build the dual-perturbation report (csv, md, figures and plot data).")
     p.add_argument("--evals", required=True, help="the evaluations folder (results/evals)")
+    p.add_argument("--datasets", required=True, help="the dataset statistics folder (results/datasets)")
+    p.add_argument(
+        "--claims", required=True, help="the claim records (results/claims/dual_perturbation.json)"
+    )
     p.add_argument(
         "--out", required=True, help="output path without suffix (results/tables/dual_perturbation)"
     )

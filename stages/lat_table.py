@@ -1,8 +1,9 @@
-"""Stage: the LAT table from the evaluations that params.yaml's `tables.lat` names.
+"""Stage: the LAT table and its claims from the evaluations that params.yaml's `tables.lat` names.
 
-    python -m stages.lat_table --evals results/evals --out results/tables/lat
+    python -m stages.lat_table --evals results/evals --datasets results/datasets \
+        --out results/tables/lat --claims results/claims/lat.json
 
-Writes ``lat.csv`` and ``lat.md``.
+Writes ``lat.csv``, ``lat.md`` and the claim records (stages/claims/lat.py).
 """
 
 from __future__ import annotations
@@ -10,31 +11,35 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from stages.claims.evidence import load_evaluations
+from stages.claims.lat import PAPER, TITLE, lat_claims
+from stages.claims.record import ClaimsFile, write_claims
+from stages.claims.settings import ClaimSettings, dataset_facts
 from stages.config import Params
-from stages.report.evals import load_evals
-from stages.report.lat_table import build_lat_table, to_markdown
+from stages.report.lat_table import build_lat_table, lat_rows, required_pairs, to_markdown
 from stages.report.markdown import write_table
 from stages.utils.cli import params_parser, run_stage
 
 
 def main(args: argparse.Namespace) -> None:
     params = Params.load(args.params, args.scale)
-    spec = params.raw["tables"]["lat"]
-    pairs = [
-        (model, attack)
-        for roles in spec["datasets"].values()
-        for model in roles.values()
-        for attack in spec["inputs"].values()
-    ]
-    evals = load_evals(Path(args.evals), pairs)
-    table = build_lat_table(evals, spec["datasets"], spec["inputs"])
-    write_table(Path(args.out), table.frame, to_markdown(table, scale=params.scale))
+    settings = ClaimSettings.from_params(params.raw)
+    rows = lat_rows(params.raw["tables"]["lat"])
+    evals = load_evaluations(Path(args.evals), required_pairs(rows))
+    facts = {row.dataset: dataset_facts(Path(args.datasets), row.dataset) for row in rows}
+    claims = lat_claims(rows, evals, facts, settings)
+    table = build_lat_table(evals, rows, claims)
+    # Everything is computed before anything is written: a bad input replaces no output.
+    write_claims(Path(args.claims), ClaimsFile(PAPER, TITLE, params.scale, tuple(claims)))
+    write_table(Path(args.out), table.frame, to_markdown(table, scale=params.scale, level=settings.level))
 
 
 def parser() -> argparse.ArgumentParser:
-    p = params_parser("Build the LAT table (csv and md).")
+    p = params_parser("Build the LAT table (csv and md) and its claim records.")
     p.add_argument("--evals", required=True, help="the evaluations folder (results/evals)")
+    p.add_argument("--datasets", required=True, help="the dataset statistics folder (results/datasets)")
     p.add_argument("--out", required=True, help="output path without suffix (results/tables/lat)")
+    p.add_argument("--claims", required=True, help="the claim records (results/claims/lat.json)")
     return p
 
 

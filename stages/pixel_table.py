@@ -3,11 +3,12 @@ Networks in Pixel Space: a Semantic Perspective", Tables I, II, IV and Figs. 3-6
 evaluations that params.yaml's `tables.pixel_space` names.
 
     python -m stages.pixel_table --params params.yaml --scale reduced --evals results/evals \
-        --out results/tables/pixel_space --figures results/figures/pixel_space
+        --out results/tables/pixel_space --figures results/figures/pixel_space \
+        --claims results/claims/pixel_space.json
 
 Writes ``pixel_space.csv`` (a row per model x region x pixels, ours beside the paper's),
-``pixel_space.md`` (Tables I, II and IV, the claim with our verdict, the missing evaluations)
-and ``<figures>/{targets_reached,untargeted_heatmap,targeted_heatmap,fitness}.png``.
+``pixel_space.md`` (Tables I, II and IV, the claims with our verdicts, the missing evaluations),
+the claim records and ``<figures>/{targets_reached,untargeted_heatmap,targeted_heatmap,fitness}.png``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from stages.claims.settings import ClaimSettings
 from stages.config import Params
 from stages.report.pixel_table import write_pixel_report
 from stages.utils.cli import params_parser, run_stage
@@ -23,13 +25,22 @@ from stages.utils.cli import params_parser, run_stage
 def main(args: argparse.Namespace) -> None:
     params = Params.load(args.params, args.scale)
     spec = params.raw["tables"]["pixel_space"]
-    write_pixel_report(spec, Path(args.evals), Path(args.out), Path(args.figures), params.scale)
+    write_pixel_report(
+        spec,
+        Path(args.evals),
+        Path(args.out),
+        Path(args.figures),
+        params.scale,
+        claims_path=Path(args.claims),
+        settings=ClaimSettings.from_params(params.raw),
+    )
 
 
 def parser() -> argparse.ArgumentParser:
     p = params_parser("Build the pixel-space report (csv, md and figures).")
     p.add_argument("--evals", required=True, help="the evaluations folder (results/evals)")
     p.add_argument("--out", required=True, help="output path without suffix (results/tables/pixel_space)")
+    p.add_argument("--claims", required=True, help="the claim records (results/claims/pixel_space.json)")
     p.add_argument(
         "--figures", required=True, help="folder of the four PNG figures (results/figures/pixel_space)"
     )

@@ -1,6 +1,7 @@
-"""The full report: every table and figure in it, verdicts pulled out, what is missing listed with
-the command that makes it, provenance from git and dvc.lock, the same bytes for the same inputs,
-and the stage CLI writing report.md and report.html."""
+"""The full report: every table and figure in it, the claims summary and sections rendered from
+the claim records (never from the tables' prose), what is missing listed with the command that
+makes it, provenance from git and dvc.lock, the same bytes for the same inputs, and the stage CLI
+writing report.md and report.html."""
 
 from __future__ import annotations
 
@@ -18,15 +19,10 @@ import pytest
 import yaml
 
 from stages.build_report import main, parser
+from stages.claims.record import ClaimRecord, ClaimsFile, Effect, Quantity, write_claims
+from stages.claims.stats import Outcome
 from stages.config import Params, load_yaml, resolve_tree
-from stages.report.full_report import (
-    ReportInputs,
-    build_report,
-    demote_headings,
-    extract_claims,
-    render_html,
-    short_claim,
-)
+from stages.report.full_report import ReportInputs, build_report, demote_headings, render_html
 from stages.utils.cli import run_stage
 from stages.utils.errors import DataError
 
@@ -133,15 +129,51 @@ TABLES = {
     "robustness_matrix": MATRIX_MD,
     "datasets": DATASETS_MD,
 }
-LAT_CLAIMS = [
-    "mnist: claim 1 (LAT beats the natural model on natural and adversarial inputs) does NOT hold",
-    "mnist: claim 2 (standard AT trades natural loss for robustness) holds",
-]
-PIXEL_CLAIMS = [
-    "AllConv: **holds**. Paper's numbers: holds.",
-    "NiN: **not enough data**. Paper's numbers: holds.",
-    "Overall: **does not hold**.",
-]
+
+
+def record(paper: str, claim_id: str, outcome: Outcome, **kw: Any) -> ClaimRecord:
+    base: dict[str, Any] = dict(
+        paper=paper,
+        claim_id=claim_id,
+        claim=f"claim {claim_id}",
+        quote="the paper's words",
+        section="§1",
+        dataset="mnist",
+        rule="holds when the interval lies above 0",
+        outcome=outcome,
+        reason="",
+    )
+    return ClaimRecord(**{**base, **kw})
+
+
+EFFECT = Effect("A minus B", "points", 12.5, 8.25, 16.75, 500, "Newcombe", False, None, 20.0, False)
+QUANTITY = Quantity("A natural", 90.0, "%", 500, "results/evals/m/natural.json", 87.1, 92.3)
+# One paper with a composite claim and its two parts, the others one record each.
+CLAIMS = {
+    "lat": ClaimsFile(
+        "lat",
+        "LAT (Rothberg et al. 2019)",
+        "tiny",
+        (
+            record("lat", "mnist.L1.natural", Outcome.HOLDS, effect=EFFECT, quantities=(QUANTITY,)),
+            record("lat", "mnist.L1.attack", Outcome.INCONCLUSIVE, reason="the interval straddles 0"),
+            record("lat", "mnist.L1", Outcome.INCONCLUSIVE, parts=("mnist.L1.natural", "mnist.L1.attack")),
+            record("lat", "cifar10.L2", Outcome.DEGENERATE, reason="`cifar10_standard` is at chance"),
+        ),
+    ),
+    "attention_masks": ClaimsFile(
+        "attention_masks",
+        "Attention masks",
+        "tiny",
+        (record("attention_masks", "coco_ic.A1", Outcome.FAILS),),
+    ),
+    "dual_perturbation": ClaimsFile(
+        "dual_perturbation", "Dual", "tiny", (record("dual_perturbation", "coco_ic.D1", Outcome.HOLDS),)
+    ),
+    "pixel_space": ClaimsFile(
+        "pixel_space", "Pixel", "tiny", (record("pixel_space", "P1", Outcome.NOT_TESTED, reason="no NiN"),)
+    ),
+}
 
 
 def png_bytes() -> bytes:
@@ -186,6 +218,8 @@ def make_project(root: Path, params: dict[str, Any]) -> ReportInputs:
         (results / "figures" / folder).mkdir(parents=True, exist_ok=True)
         for stem in stems:
             (results / "figures" / folder / f"{stem}.png").write_bytes(png_bytes())
+    for paper, claims in CLAIMS.items():
+        write_claims(results / "claims" / f"{paper}.json", claims)
     (results / "datasets").mkdir(parents=True)
     for name in params["datasets"]:
         (results / "datasets" / f"{name}.json").write_text('{"samples": 1}\n', encoding="utf-8")
@@ -200,6 +234,7 @@ def make_project(root: Path, params: dict[str, Any]) -> ReportInputs:
         scale="tiny",
         params=params,
         report_dir=results,
+        claims_dir=results / "claims",
     )
 
 
@@ -278,37 +313,67 @@ def test_headings_are_demoted_under_their_section(tmp_path: Path, params: dict[s
     assert demote_headings("##### deep\n") == "###### deep\n"  # at most level 6
 
 
-def test_claims_are_extracted_by_rule() -> None:
-    assert extract_claims(LAT_MD) == LAT_CLAIMS
-    assert extract_claims(PIXEL_MD) == PIXEL_CLAIMS  # not the rule's prose, nor the missing evals
-    assert extract_claims(ATTENTION_MD) == [
-        "coco_ic: claim 1 (X_FG-A beats X-A on both natural and PGD accuracy) holds"
-    ]
-    assert extract_claims(DUAL_MD) == [
-        "segment6: claim 1 (AT-Dual more robust than AT-PGD under `dual_l2_f2_b20`) does not hold",
-        "coco_ic: claim 1 (AT-Dual more robust than AT-PGD under `dual_l2_f2_b20`) holds",
-    ]
-    assert extract_claims("# Our verdict\n\n| claim holds |\n|---|\n| holds |\n\nThe rule holds.\n") == []
-    assert extract_claims("- Table 4: not reproduced (too few images).\n") == ["Table 4: not reproduced."]
-    assert extract_claims("- verdict: see below\n") == ["verdict: see below"]  # no outcome: kept whole
-
-
-def test_short_claim_keeps_the_outcome_and_drops_the_numbers() -> None:
-    assert short_claim("a (b) holds: 1 vs 2.") == "a (b) holds"
-    assert short_claim("x: **holds** (1px: a (b; c)). Paper: holds.") == "x: **holds**. Paper: holds."
-    assert short_claim("Overall: **does not hold**.") == "Overall: **does not hold**."
-    assert short_claim("m: claim 1 does NOT hold") == "m: claim 1 does NOT hold"
-
-
-def test_claims_lead_each_paper_section(tmp_path: Path, params: dict[str, Any]) -> None:
+def test_summary_lists_every_claim_that_is_not_a_part_from_the_records(
+    tmp_path: Path, params: dict[str, Any]
+) -> None:
     md = build_report(make_project(tmp_path, params))
+    summary = section(md, "Summary of the papers' claims")
+    assert md.index("## Summary of the papers' claims") < md.index("## LAT (Rothberg et al. 2019)")
+    rows = [line for line in summary.splitlines() if line.startswith("| ") and "**" in line]
+    ids = [row.split("|")[2].strip().split(":")[0] for row in rows]
+    # Parts of a composite claim are left to their section; every other record has a row.
+    assert ids == ["mnist.L1", "cifar10.L2", "coco_ic.A1", "coco_ic.D1", "P1"]
+    outcomes = [row.split("|")[4].strip() for row in rows]
+    assert outcomes == [
+        "**inconclusive**",
+        "**degenerate**",
+        "**does not hold**",
+        "**holds**",
+        "**not tested**",
+    ]
+    # A composite's effect counts its parts' outcomes and links to the records file.
+    assert "[parts: 1 holds, 1 inconclusive](claims/lat.json)" in rows[0]
+    assert "Outcomes: 1 holds, 1 does not hold, 1 inconclusive, 1 degenerate, 1 not tested." in summary
+
+
+def test_claims_sections_are_rendered_from_records_not_from_table_prose(
+    tmp_path: Path, params: dict[str, Any]
+) -> None:
+    inputs = make_project(tmp_path, params)
+    md = build_report(inputs)
     lat = section(md, "LAT (Rothberg et al. 2019)")
-    claims = lat.split("### Claims\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    assert claims == [f"- {claim}" for claim in LAT_CLAIMS]
+    claims = lat.split("### Claims\n\n", 1)[1]
+    assert claims.startswith("1 holds, 2 inconclusive, 1 degenerate. Records: `results/claims/lat.json`")
+    assert "- **mnist.L1.natural** (mnist): claim mnist.L1.natural — **holds**" in claims
+    assert "A minus B: +12.5 points [+8.2, +16.8]; paper: +20.0 (n = 500; Newcombe)" in claims
+    # Numbers link to their source file, relative to report.md.
+    assert "A natural: [90.0 %](evals/m/natural.json) (CI 87.1–92.3, n = 500)" in claims
+    assert "Why: `cifar10_standard` is at chance" in claims
     assert lat.index("### Claims") < lat.index("### LAT: fake loss table")
-    pixel = section(md, "Pixel space (Wang et al.)")
-    assert pixel.split("### Claims\n\n", 1)[1].startswith("\n".join(f"- {c}" for c in PIXEL_CLAIMS))
-    assert "### Claims" not in section(md, "Datasets")  # not a paper: no verdicts to pull
+    # The tables' own verdict sentences are never read back: a "holds" bullet in a table's prose
+    # that no record has does not reach the summary.
+    assert "does NOT hold: 0.04 vs 0.03" not in section(md, "Summary of the papers' claims")
+    assert "### Claims" not in section(md, "Datasets")  # not a paper: no claims
+
+
+def test_a_missing_claims_file_is_listed_and_a_broken_one_names_its_field(
+    tmp_path: Path, params: dict[str, Any]
+) -> None:
+    inputs = make_project(tmp_path, params)
+    assert inputs.claims_dir is not None
+    (inputs.claims_dir / "pixel_space.json").unlink()
+    md = build_report(inputs)
+    assert (
+        "- `results/claims/pixel_space.json`: not generated; "
+        "run `uv run snakemake results/tables/pixel_space.md`" in missing_items(md)
+    )
+    assert "*No claim records: see Missing below.*" in section(md, "Pixel space (Wang et al.)")
+    broken = (inputs.claims_dir / "lat.json").read_text(encoding="utf-8").replace('"outcome"', '"result"', 1)
+    (inputs.claims_dir / "lat.json").write_text(broken, encoding="utf-8")
+    with pytest.raises(
+        DataError, match=r"lat\.json: claims\[0\] \(mnist\.L1\.natural\): missing field 'outcome'"
+    ):
+        build_report(inputs)
 
 
 def test_missing_table_and_figures_are_listed_with_commands(tmp_path: Path, params: dict[str, Any]) -> None:
@@ -428,7 +493,8 @@ def test_html_is_a_full_page_with_tables_and_figures(tmp_path: Path, params: dic
     page = render_html(md, "Backdrop <report>")
     assert page.startswith("<!DOCTYPE html>\n<html") and page.rstrip().endswith("</html>")
     assert "<title>Backdrop &lt;report&gt;</title>" in page and "<style>" in page and "<body>" in page
-    assert page.count("<table>") == 4  # the LAT, attention, robustness-matrix and datasets tables
+    # The claims summary, then the LAT, attention, robustness-matrix and datasets tables.
+    assert page.count("<table>") == 5
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
         assert re.search(rf'<img alt="[^"]*" src="{re.escape(link)}"', page)
     assert '<pre><code class="language-yaml">' in page and "<details>" in page
@@ -451,6 +517,7 @@ def test_cli_writes_markdown_and_html(
     out = tmp_path / "results" / "report.md"
     argv = ["--params", str(inputs.params_path), "--scale", "tiny", "--tables", str(inputs.tables_dir)]
     argv += ["--figures", str(inputs.figures_dir), "--datasets", str(inputs.datasets_dir), "--out", str(out)]
+    argv += ["--claims", str(inputs.claims_dir)]
     main(parser().parse_args([*argv, "--repo-root", str(tmp_path)]))
     assert seen == {"path": str(inputs.params_path), "scale": "tiny"}
     md = out.read_text(encoding="utf-8")
@@ -467,6 +534,7 @@ def test_cli_without_a_tables_folder_says_what_to_run(
     out = tmp_path / "results" / "report.md"
     argv = ["--params", str(inputs.params_path), "--tables", str(inputs.tables_dir)]
     argv += ["--figures", str(inputs.figures_dir), "--datasets", str(inputs.datasets_dir), "--out", str(out)]
+    argv += ["--claims", str(inputs.claims_dir)]
     with pytest.raises(DataError, match=r"tables folder not found.*uv run snakemake"):
         main(parser().parse_args(argv))
     with pytest.raises(SystemExit) as exit_info:

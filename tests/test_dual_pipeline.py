@@ -165,3 +165,31 @@ def test_the_eps_ramp_scales_both_dual_budgets_and_steps(params) -> None:
     for field in ("eps_foreground", "eps_background", "step_size_foreground", "step_size_background"):
         assert getattr(half, field) == pytest.approx(getattr(full, field) / 2)
     assert ramped_attack(spec, global_step=20, steps_per_epoch=10) == full
+
+
+def test_evaluation_keeps_per_image_outcomes_that_add_up_to_its_summary(params, batch) -> None:
+    """Claims are paired over images (stages/claims): each image's outcome, loss and prediction,
+    and for dual attacks its foreground scores and foreground fraction, must agree with the
+    summary numbers and name the images they were made on."""
+    from stages.evaluation.records import ids_digest
+
+    split = _split(*batch)
+    common = dict(box_fraction=0.5, batch_size=5, seed=0, device=torch.device("cpu"), progress=False)
+    dual, _ = evaluate(tiny_cnn(), split, params.attack("dual_l2_f2_b20"), **common)
+    per_image = dual["per_image"]
+    assert per_image["ids_sha256"] == ids_digest(split.ids)
+    for key in ("correct", "loss", "prediction", "foreground_score", "foreground_score_natural"):
+        assert len(per_image[key]) == N, key
+    assert sum(per_image["correct"]) == round(dual["accuracy"] * N)
+    assert np.mean(per_image["loss"]) == pytest.approx(dual["loss"], rel=1e-5)
+    assert np.mean(per_image["foreground_score"]) == pytest.approx(dual["foreground_score"], rel=1e-5)
+    assert np.mean(per_image["foreground_score_natural"]) == pytest.approx(
+        dual["foreground_score_natural"], rel=1e-5
+    )
+    # The masks cover the central 8x8 of 16x16 pixels: a quarter of every image.
+    assert per_image["foreground_fraction"] == [0.25] * N
+    pgd, _ = evaluate(tiny_cnn(), split, params.attack("pgd_l2_e2"), **common)
+    assert set(pgd["per_image"]) == {"ids_sha256", "correct", "loss", "prediction"}
+    assert [int(p == y) for p, y in zip(pgd["per_image"]["prediction"], split.labels, strict=True)] == pgd[
+        "per_image"
+    ]["correct"]

@@ -1,12 +1,13 @@
 """The dual-perturbation report (ICLR 2021 submission, §5.2-5.4): the main table holds the
-evaluations' accuracies in %, a missing named evaluation is a clear error, the verdicts on the
-paper's claims follow our numbers, and every dataset gets a figure and every (dataset, sweep) a
-plot CSV whose x values come from the attacks' params."""
+evaluations' accuracies in %, a missing named evaluation is a clear error, the paper's claims are
+records whose outcomes follow from confidence intervals on our numbers (holds, does not hold,
+inconclusive, degenerate, not tested), and every dataset gets a figure and every (dataset, sweep)
+a plot CSV whose x values come from the attacks' params."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from stages.claims.dual_perturbation import NO_INTERVAL, PAPER, PAPER_STRONG_PGD_MARGIN, TITLE, dual_claims
+from stages.claims.evidence import evaluation
+from stages.claims.record import ClaimRecord, read_claims
+from stages.claims.settings import ClaimSettings, DatasetFacts
+from stages.claims.stats import Method, Outcome
 from stages.config import AttackSpec, Params
 from stages.dual_table import main, parser
 from stages.report.dual_table import (
@@ -32,10 +38,17 @@ from stages.utils.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SAMPLES = 16
-FS_NATURAL = 0.6
+# Enough images that a 40-point difference is decided and a 0-point one is not (params
+# claims.min_samples is 30); a multiple of len(SPREAD), so per-image spreads average out exactly.
+SAMPLES = 200
+NUM_CLASSES = 10
+FOREGROUND_FRACTION = 0.3  # the test split's mean foreground fraction (the FS of a uniform map)
+FS_NATURAL = 0.6  # clean images' FS: above the foreground fraction, so the salience check passes
+IDS_SHA256 = "0" * 64  # every fake evaluation is on the same test images
+SPREAD = (-0.1, -0.05, 0.0, 0.05, 0.1)  # per-image FS around its mean
 PLOT_COLUMNS = ["x", "clean", "at_pgd", "at_dual"]
 ROLE_INDEX = {role: i for i, role in enumerate(ROLES)}
+DATASETS = ("ds_a", "ds_b")
 
 Accuracy = Callable[[str, AttackSpec], float]
 Score = Callable[[str, AttackSpec], float]
@@ -51,23 +64,53 @@ def spec(params: Params) -> dict[str, Any]:
     """params.yaml's inputs and sweeps (the attacks whose params give the x values) on two
     datasets of fake models: nothing here is trained."""
     real = params.raw["tables"]["dual_perturbation"]
-    datasets = {ds: {role: f"{ds}_{role}" for role in ROLES} for ds in ("ds_a", "ds_b")}
+    datasets = {ds: {role: f"{ds}_{role}" for role in ROLES} for ds in DATASETS}
     return {"datasets": datasets, "inputs": dict(real["inputs"]), "sweeps": dict(real["sweeps"])}
 
 
 def default_accuracy(params: Params) -> Accuracy:
-    """Distinct per model and attack, so a value in the wrong cell shows."""
+    """Distinct per model and attack, so a value in the wrong cell shows; clean accuracy well
+    above chance (1/NUM_CLASSES), so no model is degenerate."""
     order = {name: i for i, name in enumerate(sorted(params.raw["attacks"]))}
 
     def accuracy(role: str, attack: AttackSpec) -> float:
+        if attack.kind == "none":
+            return round(0.7 + 0.1 * ROLE_INDEX[role], 4)
         return round(0.05 + 0.1 * ROLE_INDEX[role] + 0.005 * order[attack.name], 4)
 
     return accuracy
 
 
 def default_fs(role: str, attack: AttackSpec) -> float:
-    """FS above the clean images' and growing with λ, as the paper reports (§5.2)."""
+    """FS above 0.5 and the clean images', growing with λ, as the paper reports (§5.2)."""
     return round(0.55 + 0.05 * ROLE_INDEX[role] + 0.002 * attack.salience_weight, 4)
+
+
+def spread(mean: float, n: int) -> list[float]:
+    """``n`` per-image values whose mean is ``mean``."""
+    return [round(mean + SPREAD[i % len(SPREAD)], 6) for i in range(n)]
+
+
+def image_record(
+    n: int, accuracy: float, fs: float | None = None, fs_natural: float | None = None
+) -> dict[str, Any]:
+    """The evaluate stage's ``per_image`` block: the first round(accuracy x n) images correct (so
+    two evaluations' correct sets nest, as a stronger attack's do), labels i % NUM_CLASSES."""
+    k = round(accuracy * n)
+    correct = [int(i < k) for i in range(n)]
+    record: dict[str, Any] = {
+        "ids_sha256": IDS_SHA256,
+        "correct": correct,
+        "loss": [0.5 if c else 2.0 for c in correct],
+        "prediction": [i % NUM_CLASSES if c else (i + 1) % NUM_CLASSES for i, c in enumerate(correct)],
+    }
+    if fs is not None and fs_natural is not None:
+        record.update(
+            foreground_score=spread(fs, n),
+            foreground_score_natural=spread(fs_natural, n),
+            foreground_fraction=spread(FOREGROUND_FRACTION, n),
+        )
+    return record
 
 
 def fake_evals(
@@ -75,20 +118,30 @@ def fake_evals(
     params: Params,
     accuracy: Accuracy | None = None,
     fs: Score = default_fs,
+    *,
+    samples: int = SAMPLES,
+    fs_natural: float = FS_NATURAL,
+    per_image: bool = False,
+    overrides: Mapping[tuple[str, str], float] | None = None,
 ) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every evaluation the report reads, in the evaluate stage's format: summary numbers, and
+    with ``per_image`` each image's outcome (and foreground scores, for dual attacks).
+    ``overrides``: (model, attack) -> accuracy, for one model of one dataset."""
     accuracy = accuracy or default_accuracy(params)
+    overrides = overrides or {}
     role_of = {model: (ds, role) for ds, roles in spec["datasets"].items() for role, model in roles.items()}
     evals = {}
     for model, attack in required_pairs(spec):
         dataset, role = role_of[model]
         attack_spec = params.attack(attack)
+        acc = overrides.get((model, attack), accuracy(role, attack_spec))
         metrics: dict[str, Any] = {
             "model": model,
             "dataset": dataset,
             "scale": "tiny",
             "attack": attack,
-            "samples": SAMPLES,
-            "accuracy": accuracy(role, attack_spec),
+            "samples": samples,
+            "accuracy": acc,
             "loss": 1.0,
             "model_input": "natural",
             "effective_region": "full",
@@ -96,11 +149,17 @@ def fake_evals(
             "max_linf_perturbation": 0.1,
             "mean_l2_perturbation": 0.5,
         }
+        score = None
         if attack_spec.kind == "dual":
+            score = fs(role, attack_spec)
             metrics.update(
-                foreground_score=fs(role, attack_spec),
-                foreground_score_natural=FS_NATURAL,
+                foreground_score=score,
+                foreground_score_natural=fs_natural,
                 foreground_source="segmentation",
+            )
+        if per_image:
+            metrics["per_image"] = image_record(
+                samples, acc, score, fs_natural if score is not None else None
             )
         evals[(model, attack)] = metrics
     return evals
@@ -111,6 +170,38 @@ def write_evals(evals_dir: Path, evals: dict[tuple[str, str], dict[str, Any]]) -
         path = eval_path(evals_dir, model, attack)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(metrics))
+
+
+def write_datasets(folder: Path, datasets: list[str] | tuple[str, ...], fraction: float | None) -> None:
+    """The prepare stage's ``<dataset>.json`` statistics, as much as the claims read of them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    per_class = {f"class_{c}": SAMPLES // NUM_CLASSES for c in range(NUM_CLASSES)}
+    for dataset in datasets:
+        summary = {"per_class": per_class, "mean_foreground_fraction": fraction}
+        (folder / f"{dataset}.json").write_text(json.dumps({"test_summary": summary}))
+
+
+def judge(
+    spec: dict[str, Any],
+    params: Params,
+    raw: dict[tuple[str, str], dict[str, Any]],
+    fraction: float | None = FOREGROUND_FRACTION,
+) -> dict[str, ClaimRecord]:
+    """The claims on ``raw`` (as the report makes them, without files), by claim id."""
+    table = build_dual_table(raw, spec, params)
+    evals = {
+        (model, attack): evaluation(record, eval_path(Path("evals"), model, attack), model, attack)
+        for (model, attack), record in raw.items()
+    }
+    facts = {ds: DatasetFacts(ds, NUM_CLASSES, fraction, f"datasets/{ds}.json") for ds in spec["datasets"]}
+    records = dual_claims(spec["datasets"], spec["inputs"], table.sweeps, evals, facts, ClaimSettings())
+    by_id = {r.claim_id: r for r in records}
+    assert len(by_id) == len(records), "claim ids must be unique"
+    return by_id
+
+
+def report_paths(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    return tmp_path / "tables" / "dual", tmp_path / "figures", tmp_path / "plots", tmp_path / "claims.json"
 
 
 def with_dual_inputs(
@@ -154,12 +245,47 @@ def test_missing_input_evaluation_names_the_file(
     evals = fake_evals(spec, params)
     del evals[("ds_b_at_pgd", spec["inputs"]["dual"])]
     write_evals(tmp_path / "evals", evals)
-    out, figures, plots = tmp_path / "tables" / "dual", tmp_path / "figures", tmp_path / "plots"
+    write_datasets(tmp_path / "datasets", DATASETS, FOREGROUND_FRACTION)
+    out, figures, plots, claims = report_paths(tmp_path)
     with pytest.raises(DataError) as exc:
-        write_dual_report(spec, params, tmp_path / "evals", out, figures, plots, "tiny")
+        write_dual_report(
+            spec,
+            params,
+            tmp_path / "evals",
+            out,
+            figures,
+            plots,
+            "tiny",
+            datasets_dir=tmp_path / "datasets",
+            claims_path=claims,
+        )
     missing = eval_path(tmp_path / "evals", "ds_b_at_pgd", spec["inputs"]["dual"])
     assert str(missing) in str(exc.value) and "run the evaluate stage" in str(exc.value)
     assert not out.with_suffix(".csv").exists() and not figures.exists() and not plots.exists()
+    assert not claims.exists()
+
+
+def test_missing_dataset_statistics_names_the_file(
+    tmp_path: Path, spec: dict[str, Any], params: Params
+) -> None:
+    write_evals(tmp_path / "evals", fake_evals(spec, params))
+    write_datasets(tmp_path / "datasets", ["ds_a"], FOREGROUND_FRACTION)  # ds_b's is missing
+    out, figures, plots, claims = report_paths(tmp_path)
+    with pytest.raises(DataError) as exc:
+        write_dual_report(
+            spec,
+            params,
+            tmp_path / "evals",
+            out,
+            figures,
+            plots,
+            "tiny",
+            datasets_dir=tmp_path / "datasets",
+            claims_path=claims,
+        )
+    assert str(tmp_path / "datasets" / "ds_b.json") in str(exc.value)
+    assert "prepare stage" in str(exc.value)
+    assert not out.with_suffix(".md").exists() and not figures.exists() and not claims.exists()
 
 
 def test_dual_eval_without_foreground_score_is_a_data_error(spec: dict[str, Any], params: Params) -> None:
@@ -169,67 +295,262 @@ def test_dual_eval_without_foreground_score_is_a_data_error(spec: dict[str, Any]
         build_dual_table(evals, spec, params)
 
 
-@pytest.mark.parametrize(
-    ("at_pgd", "at_dual", "holds", "below"),
-    [
-        (0.05, 0.45, True, "is below 10%"),
-        (0.45, 0.05, False, "is not below 10%"),
-        (0.3, 0.3, False, "not below"),
-    ],
-)
-def test_dual_claim_follows_the_numbers(
-    spec: dict[str, Any], params: Params, at_pgd: float, at_dual: float, holds: bool, below: str
+def test_mixing_per_image_and_summary_evaluations_is_a_data_error(
+    tmp_path: Path, spec: dict[str, Any], params: Params
 ) -> None:
-    accuracy = with_dual_inputs(params, spec, spec["inputs"]["dual"], at_pgd, at_dual)
-    table = build_dual_table(fake_evals(spec, params, accuracy), spec, params)
-    claims = [v for v in table.verdicts if v.claim == 1]
-    assert [v.dataset for v in claims] == ["ds_a", "ds_b"]
-    for verdict in claims:
-        assert verdict.holds is holds
-        assert (" holds:" in verdict.text) is holds and ("does not hold" in verdict.text) is not holds
-        assert f"AT-Dual {100 * at_dual:.2f}% vs AT-PGD {100 * at_pgd:.2f}%" in verdict.text
-        assert f"margin {100 * (at_dual - at_pgd):+.2f} points" in verdict.text
-        assert below in verdict.text
-
-
-@pytest.mark.parametrize(("at_pgd", "at_dual", "holds"), [(0.2, 0.4, True), (0.4, 0.2, False)])
-def test_strong_pgd_claim_follows_the_numbers(
-    spec: dict[str, Any], params: Params, at_pgd: float, at_dual: float, holds: bool
-) -> None:
-    accuracy = with_dual_inputs(params, spec, spec["inputs"]["pgd_strong"], at_pgd, at_dual)
-    table = build_dual_table(fake_evals(spec, params, accuracy), spec, params)
-    claims = [v for v in table.verdicts if v.claim == 2]
-    assert len(claims) == 2 and all(v.holds is holds for v in claims)
-    strong = params.attack(spec["inputs"]["pgd_strong"])
-    assert f"paper-equivalent eps {paper_equivalent('eps', 'l2', strong.eps)}" in claims[0].text
-    assert f"AT-Dual {100 * at_dual:.2f}% vs AT-PGD {100 * at_pgd:.2f}%" in claims[0].text
-
-
-def test_foreground_score_claim_follows_the_numbers(spec: dict[str, Any], params: Params) -> None:
-    grows = build_dual_table(fake_evals(spec, params), spec, params)
-    claims = [v for v in grows.verdicts if v.claim == 3]
-    assert len(claims) == 2 and all(v.holds is True for v in claims)
-    assert "FS above 0.5 at every point: yes" in claims[0].text
-    assert f"FS of the clean images {FS_NATURAL:.3f}" in claims[0].text
-
-    def falls_for_at_dual(role: str, attack: AttackSpec) -> float:
-        # AT-Dual's FS falls with λ, and below 0.5 at the largest λ.
-        return (
-            round(0.7 - 0.003 * attack.salience_weight, 4) if role == "at_dual" else default_fs(role, attack)
+    """D1 compares AT-Dual with AT-PGD under the dual attack: one with per-image outcomes and
+    one without come from different code versions, and cannot be paired."""
+    evals = fake_evals(spec, params)
+    dual = spec["inputs"]["dual"]
+    newer = evals[("ds_a_at_dual", dual)]
+    newer["per_image"] = image_record(SAMPLES, newer["accuracy"], newer["foreground_score"], FS_NATURAL)
+    write_evals(tmp_path / "evals", evals)
+    write_datasets(tmp_path / "datasets", DATASETS, FOREGROUND_FRACTION)
+    out, figures, plots, claims = report_paths(tmp_path)
+    with pytest.raises(DataError) as exc:
+        write_dual_report(
+            spec,
+            params,
+            tmp_path / "evals",
+            out,
+            figures,
+            plots,
+            "tiny",
+            datasets_dir=tmp_path / "datasets",
+            claims_path=claims,
         )
+    message = str(exc.value)
+    assert str(eval_path(tmp_path / "evals", "ds_a_at_pgd", dual)) in message
+    assert str(eval_path(tmp_path / "evals", "ds_a_at_dual", dual)) in message and "'per_image'" in message
+    assert not claims.exists() and not out.with_suffix(".csv").exists()
 
-    falls = build_dual_table(fake_evals(spec, params, fs=falls_for_at_dual), spec, params)
-    claims = [v for v in falls.verdicts if v.claim == 3]
-    assert all(v.holds is False and "does not hold" in v.text for v in claims)
-    assert "FS above 0.5 at every point: no" in claims[0].text
+
+@pytest.mark.parametrize("per_image", [False, True], ids=["summary", "per_image"])
+@pytest.mark.parametrize(
+    ("at_pgd", "at_dual", "outcome", "ceiling"),
+    [
+        (0.05, 0.45, Outcome.HOLDS, Outcome.HOLDS),
+        (0.45, 0.05, Outcome.FAILS, Outcome.FAILS),
+        (0.3, 0.3, Outcome.INCONCLUSIVE, Outcome.FAILS),
+    ],
+    ids=["at_dual_ahead", "at_pgd_ahead", "equal"],
+)
+def test_dual_claim_follows_the_interval(
+    spec: dict[str, Any],
+    params: Params,
+    at_pgd: float,
+    at_dual: float,
+    outcome: Outcome,
+    ceiling: Outcome,
+    per_image: bool,
+) -> None:
+    """D1: AT-Dual beats AT-PGD under the l2 dual attack when the interval of the difference lies
+    above 0; D1.ceiling: AT-PGD stays below 10 % there."""
+    dual = spec["inputs"]["dual"]
+    accuracy = with_dual_inputs(params, spec, dual, at_pgd, at_dual)
+    claims = judge(spec, params, fake_evals(spec, params, accuracy, per_image=per_image))
+    for dataset in DATASETS:
+        d1 = claims[f"{dataset}.D1"]
+        assert d1.outcome == outcome and d1.dataset == dataset and d1.paper == PAPER
+        assert d1.models == (f"{dataset}_at_dual", f"{dataset}_at_pgd")
+        effect = d1.effect
+        assert effect is not None and effect.unit == "points" and effect.n == SAMPLES
+        assert effect.value == pytest.approx(100 * (at_dual - at_pgd))
+        assert effect.low <= effect.value <= effect.high
+        assert [q.value for q in d1.quantities] == pytest.approx([100 * at_dual, 100 * at_pgd])
+        assert d1.quantities[0].source == str(eval_path(Path("evals"), f"{dataset}_at_dual", dual))
+        if per_image:
+            assert effect.method == str(Method.PAIRED_BOOTSTRAP_RATE) and effect.paired
+            assert effect.p_value is not None
+            assert (effect.p_value < 0.05) is (outcome != Outcome.INCONCLUSIVE)
+            assert d1.note == ""
+        else:
+            assert effect.method == str(Method.NEWCOMBE) and not effect.paired
+            assert "unpaired" in d1.note
+        if outcome == Outcome.INCONCLUSIVE:
+            assert effect.low <= 0 <= effect.high and "straddles" in d1.reason
+        else:
+            assert d1.reason == "" and (effect.low > 0) is (outcome == Outcome.HOLDS)
+        assert claims[f"{dataset}.D1.ceiling"].outcome == ceiling
 
 
-def test_foreground_score_claim_without_a_salience_sweep(spec: dict[str, Any], params: Params) -> None:
+@pytest.mark.parametrize(
+    ("at_pgd", "at_dual", "outcome"), [(0.2, 0.4, Outcome.HOLDS), (0.4, 0.2, Outcome.FAILS)]
+)
+def test_strong_pgd_claim_follows_the_interval(
+    spec: dict[str, Any], params: Params, at_pgd: float, at_dual: float, outcome: Outcome
+) -> None:
+    """D2, with the paper's "20 % more accuracy" beside ours: inside our interval when we find
+    the same +20 points, outside when we find the reverse."""
+    strong = spec["inputs"]["pgd_strong"]
+    accuracy = with_dual_inputs(params, spec, strong, at_pgd, at_dual)
+    claims = judge(spec, params, fake_evals(spec, params, accuracy))
+    for dataset in DATASETS:
+        d2 = claims[f"{dataset}.D2"]
+        assert d2.outcome == outcome
+        assert d2.effect is not None and d2.effect.paper == PAPER_STRONG_PGD_MARGIN
+        assert d2.effect.value == pytest.approx(100 * (at_dual - at_pgd))
+        assert d2.effect.paper_in_interval is (outcome == Outcome.HOLDS)
+        assert f"`{strong}`" in d2.effect.label
+
+
+def test_too_few_images_is_inconclusive(spec: dict[str, Any], params: Params) -> None:
+    """A 40-point advantage on 20 images does not decide a claim (params claims.min_samples)."""
+    accuracy = with_dual_inputs(params, spec, spec["inputs"]["dual"], 0.05, 0.45)
+    claims = judge(spec, params, fake_evals(spec, params, accuracy, samples=20))
+    d1 = claims["ds_a.D1"]
+    assert d1.outcome == Outcome.INCONCLUSIVE and d1.effect is not None and d1.effect.n == 20
+    assert d1.effect.value == pytest.approx(40.0)
+    assert "only 20 images" in d1.reason and "min_samples" in d1.reason
+
+
+@pytest.mark.parametrize("how", ["chance", "one_class"])
+def test_a_degenerate_model_makes_the_claims_resting_on_it_degenerate(
+    spec: dict[str, Any], params: Params, how: str
+) -> None:
+    """ds_a's AT-PGD model at chance accuracy (or predicting one class for every clean image)
+    is no evidence: every ds_a claim that compares with it is degenerate; the claims of
+    ds_a's other models and of ds_b are decided as usual."""
+    dual = spec["inputs"]["dual"]
+    accuracy = with_dual_inputs(params, spec, dual, 0.05, 0.45)
+    if how == "chance":
+        overrides = {("ds_a_at_pgd", "natural"): 1 / NUM_CLASSES}
+        raw = fake_evals(spec, params, accuracy, overrides=overrides)
+        expected = "`ds_a_at_pgd` is at chance"
+    else:
+        raw = fake_evals(spec, params, accuracy, per_image=True)
+        raw[("ds_a_at_pgd", "natural")]["per_image"]["prediction"] = [3] * SAMPLES
+        expected = f"`ds_a_at_pgd` predicts class 3 for every one of its {SAMPLES} clean test images"
+    claims = judge(spec, params, raw)
+    resting = ["D1", "D1.ceiling", "D2", "D5", "D6", "D7", "D3.at_pgd", "D4.at_pgd", "D3", "D4", "D8"]
+    for claim_id in resting:
+        record = claims[f"ds_a.{claim_id}"]
+        assert record.outcome == Outcome.DEGENERATE, claim_id
+        assert expected in record.reason, claim_id
+    assert any(c.startswith("ds_a.D8.at_pgd.") and r.outcome == Outcome.DEGENERATE for c, r in claims.items())
+    for claim_id in ["ds_a.D3.at_dual", "ds_a.D4.clean", "ds_b.D1", "ds_b.D1.ceiling", "ds_b.D2"]:
+        assert claims[claim_id].outcome != Outcome.DEGENERATE, claim_id
+    assert claims["ds_b.D1"].outcome == Outcome.HOLDS
+
+
+@pytest.mark.parametrize("per_image", [False, True], ids=["summary", "per_image"])
+def test_salience_below_the_foreground_fraction_makes_fs_claims_degenerate(
+    spec: dict[str, Any], params: Params, per_image: bool
+) -> None:
+    """D0: clean images' FS at 0.2, below the foreground fraction 0.3, means the salience model
+    ranks the background above the foreground, so no FS claim (D3, D4) can be read."""
+    accuracy = with_dual_inputs(params, spec, spec["inputs"]["dual"], 0.05, 0.45)
+    claims = judge(spec, params, fake_evals(spec, params, accuracy, fs_natural=0.2, per_image=per_image))
+    for dataset in DATASETS:
+        d0 = claims[f"{dataset}.D0"]
+        assert d0.outcome == Outcome.FAILS and d0.ours
+        assert d0.effect is not None and d0.effect.value == pytest.approx(0.2 - FOREGROUND_FRACTION)
+        assert "ranks the background above the foreground" in d0.reason
+        assert [q.value for q in d0.quantities] == pytest.approx([0.2, FOREGROUND_FRACTION])
+        fs_claims = [f"D{n}{part}" for n in (3, 4) for part in ("", *(f".{role}" for role in ROLES))]
+        for claim_id in fs_claims:
+            record = claims[f"{dataset}.{claim_id}"]
+            assert record.outcome == Outcome.DEGENERATE, claim_id
+            assert "ranks the background above the foreground" in record.reason, claim_id
+        # The accuracy claims do not rest on the salience model.
+        assert claims[f"{dataset}.D1"].outcome == Outcome.HOLDS
+
+
+def test_salience_check_without_a_foreground_fraction_is_not_tested(
+    spec: dict[str, Any], params: Params
+) -> None:
+    claims = judge(spec, params, fake_evals(spec, params), fraction=None)
+    d0 = claims["ds_a.D0"]
+    assert d0.outcome == Outcome.NOT_TESTED and "datasets/ds_a.json has no foreground fraction" in d0.reason
+    assert claims["ds_a.D4.at_dual"].outcome != Outcome.DEGENERATE
+
+
+def test_foreground_score_claims_follow_the_per_image_scores(spec: dict[str, Any], params: Params) -> None:
+    """D3 (FS grows with λ) and D4 (FS above 0.5) decided on per-image FS; summary-only
+    evaluations give a mean FS without an interval, so they cannot decide them."""
+    grows = judge(spec, params, fake_evals(spec, params, per_image=True))
+    assert grows["ds_a.D0"].outcome == Outcome.HOLDS
+    for claim_id in ["D3", "D4", *(f"D{n}.{role}" for n in (3, 4) for role in ROLES)]:
+        assert grows[f"ds_a.{claim_id}"].outcome == Outcome.HOLDS, claim_id
+    d3 = grows["ds_a.D3.at_dual"]
+    assert d3.effect is not None and d3.effect.method == str(Method.PAIRED_BOOTSTRAP_MEAN)
+    assert d3.effect.value == pytest.approx(0.002 * 100)  # FS(λ = 100) - FS(λ = 0)
+    assert grows["ds_a.D3"].parts == tuple(f"ds_a.D3.{role}" for role in ROLES)
+
+    dual = params.attack(spec["inputs"]["dual"])
+
+    def at_dual_falls(role: str, attack: AttackSpec) -> float:
+        # AT-Dual's FS falls with λ, and is below 0.5 under the main dual attack.
+        if role != "at_dual":
+            return default_fs(role, attack)
+        return 0.4 if attack.name == dual.name else round(0.7 - 0.003 * attack.salience_weight, 4)
+
+    falls = judge(spec, params, fake_evals(spec, params, fs=at_dual_falls, per_image=True))
+    assert falls["ds_a.D3.at_dual"].outcome == Outcome.FAILS
+    assert falls["ds_a.D4.at_dual"].outcome == Outcome.FAILS
+    floor = falls["ds_a.D4.at_dual"].effect
+    assert floor is not None and floor.value == pytest.approx(0.4 - 0.5)
+    assert falls["ds_a.D3.clean"].outcome == Outcome.HOLDS
+    assert falls["ds_a.D3"].outcome == Outcome.FAILS and "ds_a.D3.at_dual" in falls["ds_a.D3"].reason
+    assert falls["ds_a.D4"].outcome == Outcome.FAILS
+
+    summary = judge(spec, params, fake_evals(spec, params))
+    assert summary["ds_a.D0"].outcome == Outcome.HOLDS
+    for role in ROLES:
+        record = summary[f"ds_a.D3.{role}"]
+        assert record.outcome == Outcome.INCONCLUSIVE and record.reason == NO_INTERVAL
+        assert record.effect is not None and record.effect.method == str(Method.NONE)
+    assert summary["ds_a.D3"].outcome == Outcome.INCONCLUSIVE
+
+
+@pytest.mark.parametrize("stale", ["summary_only", "other_images", "other_count"])
+def test_fs_claims_on_mismatched_evaluations_are_a_data_error(
+    spec: dict[str, Any], params: Params, stale: str
+) -> None:
+    """D3 compares one model's evaluations at the smallest and largest λ image by image; like
+    every other comparison, two evaluations that cannot be paired are a DataError naming them."""
+
+    def falls(role: str, attack: AttackSpec) -> float:
+        return round(0.7 - 0.003 * attack.salience_weight, 4)
+
+    _, sweep = salience_sweep(spec)
+    smallest, largest = sweep["attacks"][0], sweep["attacks"][-1]
+    assert params.attack(smallest).salience_weight == 0 and params.attack(largest).salience_weight == 100
+    raw = fake_evals(spec, params, fs=falls, per_image=True)
+    if stale == "summary_only":
+        # Older evaluations of every ds_a model below λ = 100 (so D1 and D8 compare like with like).
+        for model in spec["datasets"]["ds_a"].values():
+            for attack in sweep["attacks"][:-1]:
+                del raw[(model, attack)]["per_image"]
+    elif stale == "other_images":
+        raw[("ds_a_at_dual", largest)]["per_image"]["ids_sha256"] = "1" * 64
+    else:
+        record = raw[("ds_a_at_dual", largest)]
+        record["samples"] = SAMPLES // 2
+        record["per_image"] = image_record(SAMPLES // 2, record["accuracy"], record["foreground_score"], 0.6)
+    # The first model judged names its stale file (every ds_a model has one when summary-only).
+    model = "ds_a_[a-z_]+" if stale == "summary_only" else "ds_a_at_dual"
+    with pytest.raises(DataError, match=f"{model}/{smallest if stale == 'summary_only' else largest}"):
+        judge(spec, params, raw)
+
+
+def test_claims_without_their_sweeps_are_not_tested(spec: dict[str, Any], params: Params) -> None:
     name, _ = salience_sweep(spec)
-    no_lambda = {**spec, "sweeps": {k: v for k, v in spec["sweeps"].items() if k != name}}
-    table = build_dual_table(fake_evals(no_lambda, params), no_lambda, params)
-    claims = [v for v in table.verdicts if v.claim == 3]
-    assert all(v.holds is None and "not checked" in v.text for v in claims)
+    kept = {k: v for k, v in spec["sweeps"].items() if k != name and not k.startswith("linf_")}
+    reduced = {**spec, "sweeps": kept}
+    claims = judge(reduced, params, fake_evals(reduced, params))
+    for role in ROLES:
+        record = claims[f"ds_a.D3.{role}"]
+        assert (
+            record.outcome == Outcome.NOT_TESTED and "no l2 dual sweep over salience_weight" in record.reason
+        )
+    assert "ds_a.D3" not in claims  # no composite without a tested part
+    assert claims["ds_a.D8"].outcome == Outcome.NOT_TESTED and "no λ = 0" in claims["ds_a.D8"].reason
+    assert claims["ds_a.D6"].outcome == Outcome.NOT_TESTED and "l∞ PGD sweep" in claims["ds_a.D6"].reason
+    assert claims["ds_a.D7"].outcome == Outcome.NOT_TESTED and "l∞ dual sweep" in claims["ds_a.D7"].reason
+    # The main table's inputs still decide D1 and D4.
+    assert claims["ds_a.D1"].outcome != Outcome.NOT_TESTED
+    assert claims["ds_a.D4"].outcome != Outcome.NOT_TESTED
 
 
 def test_paper_equivalent_budgets() -> None:
@@ -246,11 +567,23 @@ def test_sweep_mixing_norms_is_a_config_error(params: Params) -> None:
         sweep_axes({"mixed": {"parameter": "eps", "attacks": ["pgd_l2_e1", "pgd_linf_4"]}}, params)
 
 
-def test_figures_and_plot_data(tmp_path: Path, spec: dict[str, Any], params: Params) -> None:
-    evals = fake_evals(spec, params)
+def test_figures_plot_data_and_claims(tmp_path: Path, spec: dict[str, Any], params: Params) -> None:
+    accuracy = with_dual_inputs(params, spec, spec["inputs"]["dual"], 0.05, 0.45)
+    evals = fake_evals(spec, params, accuracy, per_image=True)
     write_evals(tmp_path / "evals", evals)
-    out, figures, plots = tmp_path / "tables" / "dual", tmp_path / "figures", tmp_path / "plots"
-    table = write_dual_report(spec, params, tmp_path / "evals", out, figures, plots, "tiny")
+    write_datasets(tmp_path / "datasets", DATASETS, FOREGROUND_FRACTION)
+    out, figures, plots, claims_path = report_paths(tmp_path)
+    table = write_dual_report(
+        spec,
+        params,
+        tmp_path / "evals",
+        out,
+        figures,
+        plots,
+        "tiny",
+        datasets_dir=tmp_path / "datasets",
+        claims_path=claims_path,
+    )
 
     assert sorted(p.name for p in figures.iterdir()) == ["ds_a.png", "ds_b.png"]
     for png in figures.iterdir():
@@ -267,8 +600,8 @@ def test_figures_and_plot_data(tmp_path: Path, spec: dict[str, Any], params: Par
             assert list(curve.columns) == PLOT_COLUMNS
             assert curve["x"].tolist() == pytest.approx(x)
             for role in ROLES:
-                accuracy = [100 * evals[(roles[role], a.name)]["accuracy"] for a in attacks]
-                assert curve[role].tolist() == pytest.approx(accuracy)
+                acc = [100 * evals[(roles[role], a.name)]["accuracy"] for a in attacks]
+                assert curve[role].tolist() == pytest.approx(acc)
             if all(a.kind == "dual" for a in attacks):
                 fs = pd.read_csv(plots / f"{dataset}__{name}__foreground_score.csv")
                 expected.add(f"{dataset}__{name}__foreground_score.csv")
@@ -282,13 +615,36 @@ def test_figures_and_plot_data(tmp_path: Path, spec: dict[str, Any], params: Par
 
     frame = pd.read_csv(out.with_suffix(".csv"))
     assert list(frame.columns) == MAIN_COLUMNS and len(frame) == len(table.frame)
+
+    # The claim records, read back as the full report reads them.
+    claims = read_claims(claims_path)
+    assert (claims.paper, claims.title, claims.scale) == (PAPER, TITLE, "tiny")
+    by_id = {c.claim_id: c for c in claims.claims}
+    assert by_id["ds_a.D1"].outcome == by_id["ds_b.D1"].outcome == Outcome.HOLDS
+    assert by_id["ds_a.D0"].outcome == Outcome.HOLDS
+    assert by_id["ds_a.D1"].quantities[0].source == str(
+        eval_path(tmp_path / "evals", "ds_a_at_dual", spec["inputs"]["dual"])
+    )
+    assert by_id["ds_a.D1"].effect is not None and by_id["ds_a.D1"].effect.paired
+    assert {c.dataset for c in claims.claims} == set(DATASETS)
+
     md = out.with_suffix(".md").read_text(encoding="utf-8")
     assert md.startswith("# Dual-perturbation attacks") and "Scale: **tiny**" in md
     assert "spectral residual (Hou & Zhang 2007)" in md and "DeepGaze II" in md
     assert all(f"### `{name}`" in md for name in spec["sweeps"])
     assert "paper eps_F" in md and "| 4/255 " in md and "paper-equivalent {2.0, 20.0}" in md
     assert f"- {len(list(plots.iterdir()))} CSV files for `dvc plots`" in md
-    assert md.count("\n- ds_a: claim") == 3 and md.count("\n- ds_b: claim") == 3
+    assert "Each outcome comes from a 95 % interval" in md
+    # Every record is one bullet with its outcome; the paper's wording is quoted above them.
+    for dataset in DATASETS:
+        records = [c for c in claims.claims if c.dataset == dataset]
+        assert md.count(f"\n- **{dataset}.") == len(records)
+    for record in claims.claims:
+        assert f"- **{record.claim_id}** ({record.dataset})" in md
+        assert f"**{record.claim_id}** ({record.dataset}){' *(our extension' if record.ours else ':'}" in md
+    assert "**ds_a.D1** (ds_a): AT-Dual is more robust than AT-PGD under the l2 dual attack" in md
+    assert "— **holds**. AT-Dual minus AT-PGD accuracy under `dual_l2_f2_b20`: +40.0 points [" in md
+    assert "> §5.3, Fig. 4 (left): “when the perturbation to the foreground" in md
     assert "ds_a.png" in md and "nan" not in md
     assert not list(tmp_path.rglob(".*.tmp"))  # atomic writes leave no temp files
 
@@ -300,8 +656,10 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     params = Params(raw, "tiny")
     spec = raw["tables"]["dual_perturbation"]
     write_evals(tmp_path / "evals", fake_evals(spec, params))
-    out, figures, plots = tmp_path / "tables" / "dual", tmp_path / "figures", tmp_path / "plots"
+    write_datasets(tmp_path / "datasets", list(spec["datasets"]), FOREGROUND_FRACTION)
+    out, figures, plots, claims = report_paths(tmp_path)
     argv = ["--params", str(params_file), "--scale", "tiny", "--evals", str(tmp_path / "evals")]
+    argv += ["--datasets", str(tmp_path / "datasets"), "--claims", str(claims)]
     argv += ["--out", str(out), "--figures", str(figures), "--plots", str(plots)]
     main(parser().parse_args(argv))
     frame = pd.read_csv(out.with_suffix(".csv"))
@@ -309,3 +667,16 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert "Scale: **tiny**" in out.with_suffix(".md").read_text(encoding="utf-8")
     assert sorted(p.stem for p in figures.glob("*.png")) == sorted(spec["datasets"])
     assert len(list(plots.glob("*.csv"))) >= len(spec["datasets"]) * len(spec["sweeps"])
+    records = read_claims(claims).claims
+    assert {r.dataset for r in records} == set(spec["datasets"])
+    assert all(f"{ds}.D1" in {r.claim_id for r in records} for ds in spec["datasets"])
+
+
+def test_cli_requires_datasets_and_claims() -> None:
+    base = ["--evals", "e", "--out", "o", "--figures", "f", "--plots", "p"]
+    with pytest.raises(SystemExit):
+        parser().parse_args([*base, "--claims", "c.json"])
+    with pytest.raises(SystemExit):
+        parser().parse_args([*base, "--datasets", "d"])
+    args = parser().parse_args([*base, "--datasets", "d", "--claims", "c.json"])
+    assert (args.datasets, args.claims) == ("d", "c.json")

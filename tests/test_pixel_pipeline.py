@@ -181,6 +181,12 @@ def test_the_record_counts_attacked_images_and_robust_accuracy(params) -> None:
         p["success"] and p["adversarial_label"] == p["target"] for p in targeted["pairs_list"]
     )
     assert throughput["model_evaluations"] >= sum(r["queries"] for r in images)
+    # Per test image, as every evaluation keeps it: correct after the attack, and the attacked
+    # images' outcomes agree with the DE records (a success is an image no longer correct).
+    per_image = metrics["per_image"]
+    assert len(per_image["correct"]) == N and sum(per_image["correct"]) == round(metrics["accuracy"] * N)
+    assert per_image["correct"][N - 2 :] == [0, 0]  # misclassified, never attacked
+    assert [1 - per_image["correct"][r["index"]] for r in images] == [int(r["success"]) for r in images]
 
 
 def test_only_the_region_changes_and_exactly_k_pixels(params) -> None:

@@ -1,19 +1,27 @@
 """The pixel-space report (Wang et al., Tables I, II, IV and Figs. 3-6): our numbers are the
-evaluations' counts as percentages beside the paper's, the verdict on the paper's claim follows
-our numbers, a missing evaluation is listed instead of stopping the report, and the four figures
-are written from the evaluations' per-image records (or say "no data")."""
+evaluations' counts as percentages beside the paper's, the paper's claims are records whose
+outcomes follow from paired confidence intervals over the attacked images (P1 regions, P2
+targeted, P3 generations, P4 confidence), a missing evaluation is listed instead of stopping the
+report (its model's claims "not tested"), and the four figures are written from the evaluations'
+per-image records (or say "no data")."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+from stages.claims.pixel_space import PAPER as PAPER_KEY
+from stages.claims.pixel_space import TITLE
+from stages.claims.record import ClaimRecord, read_claims
+from stages.claims.settings import ClaimSettings
+from stages.claims.stats import Method, Outcome
 from stages.pixel_table import main, parser
 from stages.report.evals import eval_path
 from stages.report.pixel_table import (
@@ -21,12 +29,8 @@ from stages.report.pixel_table import (
     FIGURE_CAPTIONS,
     PAPER,
     PAPER_QUOTED_DROPS,
-    VERDICT_FAILS,
-    VERDICT_UNDECIDED,
-    GapCheck,
     build_pixel_table,
     fitness_selection,
-    judge_claim,
     mean_fitness,
     ours_lookup,
     pair_counts,
@@ -34,7 +38,6 @@ from stages.report.pixel_table import (
     relative_drops,
     targeted_pairs,
     untargeted_pairs,
-    verdicts,
     write_pixel_report,
 )
 from stages.utils.errors import ConfigError, DataError
@@ -51,10 +54,16 @@ REGIONS = ("original", "foreground", "background")
 PIXELS = (1, 3)
 EVAL_REGION = {"original": "full", "foreground": "foreground", "background": "background"}
 
-# Untargeted successes out of ATTACKED per region: the background much harder (the paper's
-# shape), and a case where it is as easy as the foreground.
+# Untargeted successes out of ATTACKED per region (the first images of each region fooled, so
+# the regions' fooled sets nest): the background much harder (the paper's shape), a case where
+# it is about as easy as the foreground, and one where every region is fooled equally often.
 BACKGROUND_HARD = {"original": 40, "foreground": 38, "background": 10}
 BACKGROUND_EASY = {"original": 40, "foreground": 30, "background": 29}
+ALL_EQUAL = {"original": 40, "foreground": 40, "background": 40}
+# Enough images fooled in both regions for P3 and P4 (params claims.min_samples is 30).
+MANY_FOOLED = {"original": 60, "foreground": 56, "background": 32}
+
+PerRegion = Mapping[str, int]
 
 
 def attack_name(region: str, pixels: int) -> str:
@@ -67,9 +76,12 @@ def make_spec() -> dict[str, Any]:
     return {"datasets": {"ds": dict(ROLES)}, "inputs": inputs, "fitness_images": 3}
 
 
-def untargeted_images(attacked: int, successes: int, generations: int) -> list[dict[str, Any]]:
+def untargeted_images(
+    attacked: int, successes: int, generations: int, *, confidence: float = 0.6, first_index: int = 0
+) -> list[dict[str, Any]]:
     """The first ``successes`` images fooled after ``generations`` generations (fitness falling
-    to 0.2), the rest not fooled after MAX_GENERATIONS (fitness stuck at 0.9)."""
+    to 0.2) with the adversarial class at ``confidence``, the rest not fooled after
+    MAX_GENERATIONS (fitness stuck at 0.9); test indices from ``first_index`` on."""
     images = []
     for i in range(attacked):
         label = i % NUM_CLASSES
@@ -77,14 +89,14 @@ def untargeted_images(attacked: int, successes: int, generations: int) -> list[d
         fitness = [0.9 - 0.7 * g / generations for g in range(generations + 1)] if won else [0.9] * 3
         images.append(
             {
-                "index": i,
+                "index": first_index + i,
                 "label": label,
                 "success": won,
                 "queries": 400 * (generations + 1),
                 "generations": generations if won else MAX_GENERATIONS,
                 "true_class_probability": fitness[-1],
                 "adversarial_label": (label + 1) % NUM_CLASSES if won else label,
-                "adversarial_confidence": 0.6 if won else 0.1,
+                "adversarial_confidence": confidence if won else 0.1,
                 "pixels": [[0, 0, 1.0, 0.0, 0.0]],
                 "fitness": fitness,
             }
@@ -136,9 +148,14 @@ def de_eval(
     attacked: int = ATTACKED,
     generations: int = 2,
     reached: int | None = 1,
+    targeted_images: int = TARGETED_IMAGES,
+    confidence: float = 0.6,
+    first_index: int = 0,
 ) -> dict[str, Any]:
     """A `kind: de` evaluation in the evaluate stage's format; ``reached`` None: no targeted run."""
-    images = untargeted_images(attacked, successes, generations)
+    images = untargeted_images(
+        attacked, successes, generations, confidence=confidence, first_index=first_index
+    )
     wins = [i for i in images if i["success"]]
     return {
         "model": model,
@@ -164,29 +181,37 @@ def de_eval(
             "untargeted": {
                 "successes": successes,
                 "success_rate": round(successes / attacked, 3) if attacked else None,
-                "confidence": 0.6 if wins else None,
+                "confidence": confidence if wins else None,
                 "mean_generations": generations if wins else None,
                 "mean_queries": sum(i["queries"] for i in images) / attacked if attacked else None,
                 "images": images,
             },
-            "targeted": None if reached is None else targeted_block(min(TARGETED_IMAGES, attacked), reached),
+            "targeted": (
+                None if reached is None else targeted_block(min(targeted_images, attacked), reached)
+            ),
         },
     }
 
 
 def write_evals(
     evals_dir: Path,
-    successes: dict[str, int],
+    successes: PerRegion,
     *,
     attacked: int = ATTACKED,
-    generations: dict[str, int] | None = None,
-    reached: int | None = 1,
+    generations: PerRegion | None = None,
+    reached: PerRegion | int | None = 1,
+    targeted_images: int = TARGETED_IMAGES,
+    confidence: Mapping[str, float] | None = None,
+    clean_accuracy: Mapping[str, float] | None = None,
 ) -> None:
-    """Every evaluation of make_spec(): the same successes per region for every model and
-    pixel count, the clean evaluation at 85% accuracy."""
+    """Every evaluation of make_spec(): the same outcomes per region for every model and pixel
+    count, the clean evaluation at 85% accuracy (or ``clean_accuracy[model]``)."""
     generations = generations or {r: 2 for r in REGIONS}
+    confidence = confidence or {r: 0.6 for r in REGIONS}
+    clean_accuracy = clean_accuracy or {}
     for model in ROLES.values():
-        clean = {"model": model, "attack": "natural", "samples": SAMPLES, "accuracy": 0.85, "loss": 0.5}
+        accuracy = clean_accuracy.get(model, 0.85)
+        clean = {"model": model, "attack": "natural", "samples": SAMPLES, "accuracy": accuracy, "loss": 0.5}
         write_json(eval_path(evals_dir, model, "natural"), clean)
         for region in REGIONS:
             for k in PIXELS:
@@ -197,7 +222,9 @@ def write_evals(
                     successes[region],
                     attacked=attacked,
                     generations=generations[region],
-                    reached=reached,
+                    reached=reached if reached is None or isinstance(reached, int) else reached[region],
+                    targeted_images=targeted_images,
+                    confidence=confidence[region],
                 )
                 write_json(eval_path(evals_dir, model, attack_name(region, k)), metrics)
 
@@ -207,11 +234,28 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data))
 
 
-def report(tmp_path: Path) -> tuple[pd.DataFrame, str, Path]:
-    out, figures = tmp_path / "tables" / "pixel_space", tmp_path / "figures"
-    write_pixel_report(make_spec(), tmp_path / "evals", out, figures, "tiny")
+def report(tmp_path: Path) -> tuple[pd.DataFrame, str, Path, dict[str, ClaimRecord]]:
+    """Run the report on ``tmp_path``/evals; the csv, the md, the figures folder and the claim
+    records (read back from their JSON file) by claim id."""
+    out, figures, claims = tmp_path / "tables" / "pixel_space", tmp_path / "figures", tmp_path / "claims.json"
+    write_pixel_report(
+        make_spec(), tmp_path / "evals", out, figures, "tiny", claims_path=claims, settings=ClaimSettings()
+    )
     frame = pd.read_csv(out.with_suffix(".csv"))
-    return frame, out.with_suffix(".md").read_text(encoding="utf-8"), figures
+    return frame, out.with_suffix(".md").read_text(encoding="utf-8"), figures, read_records(claims)
+
+
+def read_records(path: Path) -> dict[str, ClaimRecord]:
+    claims = read_claims(path)
+    assert (claims.paper, claims.title) == (PAPER_KEY, TITLE)
+    by_id = {c.claim_id: c for c in claims.claims}
+    assert len(by_id) == len(claims.claims)
+    return by_id
+
+
+def bullet(record: ClaimRecord) -> str:
+    """How the md renders a record's head."""
+    return f"- **{record.claim_id}** ({record.dataset}): {record.claim} — **{record.outcome}**"
 
 
 def cell(frame: pd.DataFrame, role: str, region: str, pixels: int) -> pd.Series:
@@ -231,7 +275,7 @@ def test_csv_holds_our_rates_beside_the_papers(tmp_path: Path) -> None:
     write_evals(
         tmp_path / "evals", BACKGROUND_HARD, generations={"original": 2, "foreground": 3, "background": 7}
     )
-    frame, md, figures = report(tmp_path)
+    frame, md, figures, _ = report(tmp_path)
     assert list(frame.columns) == CSV_COLUMNS
     assert len(frame) == len(ROLES) * len(REGIONS) * len(PIXELS)
 
@@ -277,43 +321,150 @@ def test_csv_holds_our_rates_beside_the_papers(tmp_path: Path) -> None:
     assert_pngs(figures)
 
 
-def test_verdict_follows_whether_the_background_is_harder(tmp_path: Path) -> None:
-    write_evals(tmp_path / "hard" / "evals", BACKGROUND_HARD)
-    _, md, _ = report(tmp_path / "hard")
-    assert "Overall: **holds**" in md
-    assert "- AllConv: **holds** (1px: original 50.00, foreground 47.50, background 12.50" in md
-    assert "gap_fg +2.50, gap_bg +37.50; yes" in md
+def test_p1_holds_when_the_background_is_fooled_much_less_often(tmp_path: Path) -> None:
+    """Per image, pooled over 1 and 3 pixels: the foreground fooled on images 0-37, the
+    background on 0-9 only, so background success is below foreground success (P1.below) and
+    its gap below the whole image more than twice the foreground's (P1.far)."""
+    write_evals(tmp_path / "evals", BACKGROUND_HARD)
+    _, md, _, claims = report(tmp_path)
+    for role, model in ROLES.items():
+        below, far = claims[f"P1.below.{role}"], claims[f"P1.far.{role}"]
+        assert claims[f"P1.{role}"].outcome == Outcome.HOLDS
+        assert claims[f"P1.{role}"].parts == (below.claim_id, far.claim_id)
+        assert below.outcome == far.outcome == Outcome.HOLDS
+        assert below.models == (model,) and below.reason == ""
+        assert below.effect is not None and far.effect is not None
+        assert below.effect.n == ATTACKED and below.effect.paired
+        assert below.effect.method == str(Method.PAIRED_BOOTSTRAP_MEAN)
+        assert below.effect.value == pytest.approx(100 * (38 - 10) / ATTACKED)  # 35 points
+        assert 0 < below.effect.low <= below.effect.value <= below.effect.high
+        # gap_bg - 2 gap_fg per image: +1 on images 10-37, -1 on 38-39.
+        assert far.effect.value == pytest.approx(100 * (28 - 2) / ATTACKED)
+        assert far.effect.low > 0
+        # The paper's own Table II passes both rules for every model.
+        assert below.effect.paper is not None and below.effect.paper > 0
+        assert far.effect.paper is not None and far.effect.paper > 0
+        assert bullet(claims[f"P1.{role}"]) in md
+    # AllConv's Table II, mean over 1 and 3 pixels: (11.80 - 6.20 + 40.20 - 19.40) / 2.
+    allconv_below, allconv_far = claims["P1.below.allconv"].effect, claims["P1.far.allconv"].effect
+    assert allconv_below is not None and allconv_below.paper == pytest.approx(13.2)
+    # ((12.80 - 6.20) - 2 (12.80 - 11.80) + (47.00 - 19.40) - 2 (47.00 - 40.20)) / 2
+    assert allconv_far is not None and allconv_far.paper == pytest.approx(9.3)
+    # The rates behind it: a Wilson interval per region and pixel count, linked to its file.
+    rates = {q.label: q for q in claims["P1.below.allconv"].quantities}
+    background = rates["AllConv background 1px success"]
+    assert background.value == pytest.approx(12.5) and background.n == ATTACKED
+    assert background.low is not None and background.high is not None
+    assert background.low < 12.5 < background.high
+    assert background.source == str(eval_path(tmp_path / "evals", "m_allconv", attack_name("background", 1)))
+    assert len(rates) == len(REGIONS) * len(PIXELS)
+    assert claims["P1"].outcome == Outcome.HOLDS
+    assert claims["P1"].parts == tuple(f"P1.{role}" for role in ROLES)
+    assert "Each outcome comes from a 95 % interval" in md
+    assert f"> {claims['P1'].section}: “the difference between the success rate" in md
 
-    write_evals(tmp_path / "easy" / "evals", BACKGROUND_EASY)
-    table = build_pixel_table(make_spec(), tmp_path / "easy" / "evals")
-    per_model = verdicts(table)
-    assert [v.holds for v in per_model] == [False, False, False]
-    # The paper's own Table II passes the same rule for every model.
-    assert [v.paper_holds for v in per_model] == [True, True, True]
-    check = per_model[0].checks[0]
-    assert (check.gap_foreground, check.gap_background) == pytest.approx((12.5, 13.75))
-    _, md, _ = report(tmp_path / "easy")
-    assert f"Overall: **{VERDICT_FAILS}**" in md
+
+@pytest.mark.parametrize(
+    ("successes", "below", "far", "overall"),
+    [
+        (ALL_EQUAL, Outcome.INCONCLUSIVE, Outcome.INCONCLUSIVE, Outcome.INCONCLUSIVE),
+        (BACKGROUND_EASY, Outcome.INCONCLUSIVE, Outcome.FAILS, Outcome.FAILS),
+    ],
+    ids=["all_equal", "background_easy"],
+)
+def test_p1_does_not_hold_when_the_background_is_fooled_as_often(
+    tmp_path: Path, successes: PerRegion, below: Outcome, far: Outcome, overall: Outcome
+) -> None:
+    """Equal success in every region cannot show a difference (inconclusive); a background
+    fooled about as often as the foreground, with the foreground's gap below the whole image
+    the larger one, refutes the "much larger gap" (P1.far does not hold)."""
+    write_evals(tmp_path / "evals", successes)
+    _, md, _, claims = report(tmp_path)
+    for role in ROLES:
+        assert claims[f"P1.below.{role}"].outcome == below
+        assert claims[f"P1.far.{role}"].outcome == far
+        assert claims[f"P1.{role}"].outcome == overall
+        assert bullet(claims[f"P1.{role}"]) in md
+    below_effect = claims["P1.below.allconv"].effect
+    assert below_effect is not None and below_effect.low <= 0 <= below_effect.high
+    assert "straddles" in claims["P1.below.allconv"].reason
+    assert claims["P1"].outcome == overall
+    assert "P1.allconv" in claims["P1"].reason  # the composite names the parts that do not hold
+    if far == Outcome.FAILS:
+        far_effect = claims["P1.far.allconv"].effect
+        # gap_bg - 2 gap_fg per image: +1 on image 29, -1 on images 30-39.
+        assert far_effect is not None and far_effect.value == pytest.approx(100 * (1 - 10) / ATTACKED)
+        assert far_effect.high < 0
 
 
-def test_rule_needs_data_and_a_success_on_the_whole_image() -> None:
-    values = {("original", 1): 20.0, ("foreground", 1): 19.0, ("background", 1): 8.0}
-    holds, checks = judge_claim("m", [1, 3], lambda _r, region, k: values.get((region, k)))
-    assert holds is True and [c.pixels for c in checks] == [1]
-    none_fooled = judge_claim("m", [1], lambda _r, _region, _k: 0.0)
-    assert none_fooled == (None, [])
-    # The foreground is not required to be weaker than the whole image: a negative gap_fg counts as 0.
-    assert GapCheck(1, 10.0, 12.0, 4.0).holds
-    assert not GapCheck(1, 10.0, 12.0, 13.0).holds
-    assert not GapCheck(1, 30.0, 20.0, 11.0).holds  # gap_bg 19 <= 2 x gap_fg 10
+def test_too_few_attacked_images_is_inconclusive(tmp_path: Path) -> None:
+    """The paper's shape on only 20 attacked images does not decide the claim."""
+    write_evals(tmp_path / "evals", {"original": 10, "foreground": 9, "background": 2}, attacked=20)
+    _, md, _, claims = report(tmp_path)
+    below = claims["P1.below.nin"]
+    assert below.outcome == Outcome.INCONCLUSIVE and below.effect is not None
+    assert below.effect.n == 20 and below.effect.value == pytest.approx(35.0)
+    assert "only 20 images" in below.reason and "min_samples" in below.reason
+    assert claims["P1.nin"].outcome == claims["P1"].outcome == Outcome.INCONCLUSIVE
+    assert bullet(claims["P1.nin"]) in md
 
 
-def test_no_attacked_images_is_not_enough_data(tmp_path: Path) -> None:
+@pytest.mark.parametrize("case", ["paper_shape", "no_difference"])
+def test_targeted_generations_and_confidence_claims(tmp_path: Path, case: str) -> None:
+    """P2: targeted 1-pixel success on the foreground above the background's (per image, over
+    its targets); P3: more generations on the background, on the images fooled in both regions;
+    P4: the adversarial class's confidence within ±10 points of the whole image's."""
+    paper_shape = case == "paper_shape"
+    write_evals(
+        tmp_path / "evals",
+        MANY_FOOLED,
+        generations={"original": 2, "foreground": 3, "background": 7 if paper_shape else 3},
+        reached={"original": 3, "foreground": 3, "background": 1 if paper_shape else 3},
+        targeted_images=40,
+        confidence={"original": 0.6, "foreground": 0.6, "background": 0.6 if paper_shape else 0.9},
+    )
+    _, md, _, claims = report(tmp_path)
+    p2, p3 = claims["P2.allconv"], claims["P3.allconv"]
+    p4_fg, p4_bg = claims["P4.foreground.allconv"], claims["P4.background.allconv"]
+    assert p2.effect is not None and p3.effect is not None
+    assert p4_fg.effect is not None and p4_bg.effect is not None
+    assert p2.effect.n == 40 and p3.effect.n == MANY_FOOLED["background"]  # fooled in both
+    assert p4_fg.effect.n == MANY_FOOLED["foreground"] and p4_bg.effect.n == MANY_FOOLED["background"]
+    # The paper's effects beside ours: Table II targeted and confidence, Table IV generations.
+    assert p2.effect.paper == pytest.approx(2.91 - 1.78)
+    assert p3.effect.paper == pytest.approx(3.03 - 1.77)
+    assert p4_bg.effect.paper == pytest.approx(74.71 - 74.01)
+    assert p4_fg.outcome == Outcome.HOLDS and p4_fg.effect.value == pytest.approx(0.0)
+    if paper_shape:
+        assert p2.outcome == Outcome.HOLDS and p2.effect.value == pytest.approx(100 * (3 - 1) / 9)
+        assert p3.outcome == Outcome.HOLDS and p3.effect.value == pytest.approx(7 - 3)
+        assert p4_bg.outcome == Outcome.HOLDS
+        assert claims["P4.allconv"].outcome == Outcome.HOLDS
+    else:
+        assert p2.outcome == p3.outcome == Outcome.INCONCLUSIVE
+        assert p2.effect.value == pytest.approx(0.0) and p3.effect.value == pytest.approx(0.0)
+        assert p4_bg.outcome == Outcome.FAILS and p4_bg.effect.value == pytest.approx(30.0)
+        assert claims["P4.allconv"].outcome == Outcome.FAILS
+    assert claims["P4.allconv"].parts == ("P4.foreground.allconv", "P4.background.allconv")
+    assert claims["P1.allconv"].outcome == Outcome.HOLDS
+    for claim_id in ("P2.allconv", "P3.allconv", "P4.allconv"):
+        assert bullet(claims[claim_id]) in md
+
+
+def test_no_attacked_images_is_not_tested(tmp_path: Path) -> None:
     write_evals(tmp_path / "evals", {r: 0 for r in REGIONS}, attacked=0, reached=None)
-    frame, md, figures = report(tmp_path)
+    frame, md, figures, claims = report(tmp_path)
     assert frame["untargeted1"].isna().all() and (frame["attacked"] == 0).all()
-    assert f"Overall: **{VERDICT_UNDECIDED}**" in md
-    assert f"- NiN: **{VERDICT_UNDECIDED}** (no pixel count decides)" in md
+    for role, model in ROLES.items():
+        p1 = claims[f"P1.{role}"]
+        assert p1.outcome == Outcome.NOT_TESTED
+        assert p1.reason == f"`{model}` classified no attacked image correctly"
+        assert claims[f"P2.{role}"].outcome == Outcome.NOT_TESTED
+        assert claims[f"P3.{role}"].reason == "no image was fooled in both regions"
+        assert claims[f"P4.{role}"].outcome == Outcome.NOT_TESTED
+        assert bullet(p1) in md
+    assert claims["P1"].outcome == Outcome.NOT_TESTED
+    assert all(c.outcome == Outcome.NOT_TESTED for c in claims.values())
     assert_pngs(figures)
 
 
@@ -323,16 +474,65 @@ def test_missing_evaluation_is_listed_not_raised(tmp_path: Path) -> None:
     gone = eval_path(evals, "m_nin", attack_name("background", 3))
     gone.unlink()
     eval_path(evals, "m_vgg16", "natural").unlink()
-    frame, md, figures = report(tmp_path)
+    frame, md, figures, claims = report(tmp_path)
     row = cell(frame, "nin", "background", 3)
     assert math.isnan(row["untargeted1"]) and math.isnan(row["samples"])
     assert row["paper_untargeted1"] == pytest.approx(35.60)
     assert f"- NiN `background_3` (`de_background_3px`): evaluation not found: {gone}" in md
     assert f"evaluation not found: {eval_path(evals, 'm_vgg16', 'natural')}" in md
     assert "– (35.60)" in md
-    # NiN still decides at 1 pixel; the others at both.
-    assert "- NiN: **holds** (1px:" in md and "3px" not in md.split("- NiN:")[1].split("\n")[0]
+    # NiN is not tested, and says which evaluation it lacks; the others are decided.
+    nin = claims["P1.nin"]
+    assert nin.outcome == Outcome.NOT_TESTED
+    assert nin.reason == "`m_nin` has no evaluation for background 3px"
+    assert bullet(nin) in md and "Why: `m_nin` has no evaluation for background 3px" in md
+    assert not any(c.endswith(".nin") for c in claims if c != "P1.nin")
+    assert claims["P1.allconv"].outcome == claims["P1.vgg16"].outcome == Outcome.HOLDS
+    # A part not tested neither confirms nor refutes the rest; the composite names it.
+    assert claims["P1"].outcome == Outcome.HOLDS and "P1.nin (not tested)" in claims["P1"].reason
     assert_pngs(figures)
+
+
+def test_a_model_at_chance_is_degenerate(tmp_path: Path) -> None:
+    write_evals(tmp_path / "evals", BACKGROUND_HARD, clean_accuracy={"m_nin": 1 / NUM_CLASSES})
+    _, md, _, claims = report(tmp_path)
+    for claim_id in ("P1.below.nin", "P1.far.nin", "P1.nin", "P1"):
+        assert claims[claim_id].outcome == Outcome.DEGENERATE, claim_id
+        assert "`m_nin` is at chance" in claims[claim_id].reason, claim_id
+    assert claims["P1.allconv"].outcome == claims["P1.vgg16"].outcome == Outcome.HOLDS
+    assert bullet(claims["P1.nin"]) in md
+
+
+def test_regions_on_different_images_are_a_data_error(tmp_path: Path) -> None:
+    """Every region of a model must attack the same images, or the per-image pairing is wrong."""
+    evals = tmp_path / "evals"
+    write_evals(evals, BACKGROUND_HARD)
+    stale = eval_path(evals, "m_vgg16", attack_name("background", 1))
+    write_json(stale, de_eval("m_vgg16", "background", 1, 10, first_index=100))
+    out, figures, claims = tmp_path / "tables" / "pixel_space", tmp_path / "figures", tmp_path / "claims.json"
+    with pytest.raises(DataError) as exc:
+        write_pixel_report(
+            make_spec(), evals, out, figures, "tiny", claims_path=claims, settings=ClaimSettings()
+        )
+    message = str(exc.value)
+    assert str(stale) in message and str(eval_path(evals, "m_vgg16", attack_name("original", 1))) in message
+    assert "attacked different images" in message
+    assert not claims.exists() and not out.with_suffix(".md").exists() and not figures.exists()
+
+
+def test_pixel_counts_on_different_images_are_a_data_error(tmp_path: Path) -> None:
+    """P1 pools each image's outcomes over the pixel counts, so every pixel count must attack
+    the same images too."""
+    evals = tmp_path / "evals"
+    write_evals(evals, BACKGROUND_HARD)
+    for region in REGIONS:
+        stale = de_eval("m_vgg16", region, 3, BACKGROUND_HARD[region], first_index=100)
+        write_json(eval_path(evals, "m_vgg16", attack_name(region, 3)), stale)
+    out, figures, claims = tmp_path / "tables" / "pixel_space", tmp_path / "figures", tmp_path / "claims.json"
+    with pytest.raises(DataError, match="de_original_3px"):
+        write_pixel_report(
+            make_spec(), evals, out, figures, "tiny", claims_path=claims, settings=ClaimSettings()
+        )
 
 
 def test_mismatched_or_malformed_inputs_are_errors(tmp_path: Path) -> None:
@@ -349,10 +549,15 @@ def test_mismatched_or_malformed_inputs_are_errors(tmp_path: Path) -> None:
 
 
 def test_figures_say_no_data_without_evaluations(tmp_path: Path) -> None:
-    frame, md, figures = report(tmp_path)  # nothing under evals/
+    frame, md, figures, claims = report(tmp_path)  # nothing under evals/
     assert frame["untargeted1"].isna().all()
     assert frame["paper_untargeted1"].notna().all()
     assert md.count("evaluation not found") == len(ROLES) * (1 + len(REGIONS) * len(PIXELS))
+    everything = ", ".join(f"{r} {k}px" for k in PIXELS for r in REGIONS)
+    for role, model in ROLES.items():
+        assert claims[f"P1.{role}"].reason == f"`{model}` has no evaluation for {everything}"
+    assert set(claims) == {"P1", *(f"P1.{role}" for role in ROLES)}
+    assert all(c.outcome == Outcome.NOT_TESTED for c in claims.values())
     assert_pngs(figures)
 
 
@@ -401,15 +606,20 @@ def test_our_drops_in_the_report(tmp_path: Path) -> None:
 
 
 def test_cli_with_the_real_params(tmp_path: Path) -> None:
-    out, figures = tmp_path / "pixel_space", tmp_path / "figures"
+    out, figures, claims = tmp_path / "pixel_space", tmp_path / "figures", tmp_path / "claims.json"
     args = parser().parse_args(
         ["--params", str(ROOT / "params.yaml"), "--scale", "tiny", "--evals", str(tmp_path / "evals")]
-        + ["--out", str(out), "--figures", str(figures)]
+        + ["--out", str(out), "--figures", str(figures), "--claims", str(claims)]
     )
     main(args)
     frame = pd.read_csv(out.with_suffix(".csv"))
     assert set(frame["role"]) == {"allconv", "nin", "vgg16"}
     assert set(frame["pixels"]) == {1, 3, 5}
     assert cell(frame, "vgg16", "original", 1)["paper_untargeted1"] == pytest.approx(43.40)
-    assert f"Overall: **{VERDICT_UNDECIDED}**" in out.with_suffix(".md").read_text(encoding="utf-8")
+    records = read_records(claims)
+    assert read_claims(claims).scale == "tiny"
+    assert set(records) == {"P1", "P1.allconv", "P1.nin", "P1.vgg16"}
+    assert all(r.outcome == Outcome.NOT_TESTED and r.dataset == "cifar10_grabcut" for r in records.values())
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert bullet(records["P1"]) in md and "**not tested**" in md
     assert_pngs(figures)

@@ -42,18 +42,21 @@ STAGE_CODE: dict[str, list[str]] = {
         "stages/report/lat_table.py",
         "stages/report/evals.py",
         "stages/report/markdown.py",
+        "stages/claims",
     ],
     "attention_table": [
         "stages/attention_table.py",
         "stages/report/attention_table.py",
         "stages/report/evals.py",
         "stages/report/markdown.py",
+        "stages/claims",
     ],
     "dual_table": [
         "stages/dual_table.py",
         "stages/report/dual_table.py",
         "stages/report/evals.py",
         "stages/report/markdown.py",
+        "stages/claims",
     ],
     "dual_gradients": [
         "stages/dual_gradients.py",
@@ -66,6 +69,7 @@ STAGE_CODE: dict[str, list[str]] = {
         "stages/report/pixel_table.py",
         "stages/report/evals.py",
         "stages/report/markdown.py",
+        "stages/claims",
     ],
     "grabcut_vs_ground_truth": [
         "stages/grabcut_vs_ground_truth.py",
@@ -92,6 +96,7 @@ STAGE_CODE: dict[str, list[str]] = {
     "build_report": [
         "stages/build_report.py",
         "stages/report/full_report.py",
+        "stages/claims",
     ],
 }
 

@@ -23,6 +23,7 @@ from stages.attacks.differential_evolution import DEResult, differential_evoluti
 from stages.attacks.spec import attack_region, de_config
 from stages.config import AttackSpec
 from stages.data.processed import ProcessedSplit
+from stages.evaluation.records import per_image_record
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,9 @@ def evaluate_pixel_attack(
         queries += spent
     with torch.no_grad():
         adv_logits = _predict(model, x_adv, batch_size, device)
-    loss = F.cross_entropy(adv_logits, y_all, reduction="sum")
+    image_loss = F.cross_entropy(adv_logits, y_all, reduction="none")
+    loss = image_loss.sum()
+    prediction = adv_logits.argmax(1)
     delta = (x_adv - x_all).flatten(1)
     seconds = time.perf_counter() - started
     metrics = {
@@ -221,6 +224,9 @@ def evaluate_pixel_attack(
         "loss": float(loss) / n if n else 0.0,
         "max_linf_perturbation": float(delta.abs().max()) if delta.numel() else 0.0,
         "mean_l2_perturbation": float(delta.norm(dim=1).sum()) / n if n else 0.0,
+        "per_image": per_image_record(
+            split.ids, (prediction == y_all).int().tolist(), image_loss.tolist(), prediction.tolist()
+        ),
         "pixel_attack": {
             "pixels": attack.pixels,
             "region": attack.region,

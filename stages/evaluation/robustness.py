@@ -19,6 +19,7 @@ from stages.attacks.spec import dual_foreground, perturb, salience_model
 from stages.config import AttackSpec
 from stages.data.processed import ProcessedSplit
 from stages.evaluation.pixel import evaluate_pixel_attack
+from stages.evaluation.records import per_image_record, round_values
 from stages.models.inputs import model_view
 from stages.saliency import foreground_score
 from stages.utils.progress import progress as progress_bar
@@ -68,6 +69,14 @@ def evaluate(
     # Dual attacks: the foreground score (paper §3.2) of every adversarial and clean image.
     salience = salience_model(attack, device) if attack.kind == "dual" else None
     fs_adv_sum, fs_nat_sum = 0.0, 0.0
+    # Per image, so that a claim's verdict can be a paired test and be recomputed later
+    # without rerunning the attack (stages/claims).
+    image_correct: list[int] = []
+    image_loss: list[float] = []
+    image_prediction: list[int] = []
+    image_fs: list[float] = []
+    image_fs_natural: list[float] = []
+    image_fg_fraction: list[float] = []
     started = time.perf_counter()
     batches = range(0, n, batch_size)
     for start in progress_bar(batches, desc=attack.name, enabled=progress, unit="batch"):
@@ -79,15 +88,25 @@ def evaluate(
         with torch.no_grad():
             logits = model(x_adv)
         delta = (x_adv - x).flatten(1)
+        predictions = logits.argmax(1)
         loss_sum += float(losses.sum())
-        correct += int((logits.argmax(1) == y).sum())
+        correct += int((predictions == y).sum())
+        image_correct.extend(int(v) for v in (predictions == y).tolist())
+        image_loss.extend(float(v) for v in losses.tolist())
+        image_prediction.extend(int(v) for v in predictions.tolist())
         linf_max = max(linf_max, float(delta.abs().max()) if delta.numel() else 0.0)
         l2_sum += float(delta.norm(dim=1).sum())
         if salience is not None:
             with torch.no_grad():
                 fg = dual_foreground(attack, x, masks, salience)
-                fs_adv_sum += float(foreground_score(salience(x_adv), fg).sum())
-                fs_nat_sum += float(foreground_score(salience(x), fg).sum())
+                fs_adv = foreground_score(salience(x_adv), fg)
+                fs_nat = foreground_score(salience(x), fg)
+                fs_adv_sum += float(fs_adv.sum())
+                fs_nat_sum += float(fs_nat.sum())
+                image_fs.extend(float(v) for v in fs_adv.tolist())
+                image_fs_natural.extend(float(v) for v in fs_nat.tolist())
+                # FS of a uniform salience map: what FS_natural must beat (stages/claims).
+                image_fg_fraction.extend(float(v) for v in fg.flatten(1).float().mean(1).tolist())
     seconds = time.perf_counter() - started
     metrics = {
         "attack": attack.name,
@@ -99,8 +118,14 @@ def evaluate(
         "loss": loss_sum / n,
         "max_linf_perturbation": linf_max,
         "mean_l2_perturbation": l2_sum / n,
+        "per_image": per_image_record(split.ids, image_correct, image_loss, image_prediction),
     }
     if salience is not None:
+        metrics["per_image"].update(
+            foreground_score=round_values(image_fs),
+            foreground_score_natural=round_values(image_fs_natural),
+            foreground_fraction=round_values(image_fg_fraction),
+        )
         metrics.update(
             foreground_source=attack.foreground,
             foreground_score=fs_adv_sum / n,

@@ -8,31 +8,15 @@ from typing import Any
 
 import pandas as pd
 
+from stages.claims.attention_masks import PAPER_ACCURACY, ROWS
+from stages.claims.record import ClaimRecord
+from stages.claims.render import claim_section_lines
 from stages.report.markdown import markdown_table
 
-# Vaishnavi et al. 2020 ("Can Attention Masks Improve Adversarial Robustness?"), Table 4:
-# (natural accuracy, 10-step l-inf PGD accuracy at eps 8/255) in %, per dataset and model.
-PAPER_ACCURACY: dict[str, dict[str, tuple[float, float]]] = {
-    "coco_ic": {
-        "X-N": (79.46, 2.28),
-        "X_FG-N": (81.64, 3.01),
-        "X-A": (61.51, 30.80),
-        "X_FG-A": (72.92, 53.62),
-    },
-    "gtsrb_ic": {
-        "X-N": (98.04, 18.69),
-        "X_FG-N": (98.04, 38.38),
-        "X-A": (89.54, 55.25),
-        "X_FG-A": (91.20, 64.57),
-    },
-}
+# Vaishnavi et al. 2020's Table 4 (PAPER_ACCURACY) and its rows by params role (ROWS) live with
+# the claims that compare against them (stages/claims/attention_masks.py).
 DATASET_TITLES = {"coco_ic": "MS-COCO-IC", "gtsrb_ic": "GTSRB-IC"}
-# params role -> the paper's row, in the paper's row order.
-ROWS = {"natural": "X-N", "fg_natural": "X_FG-N", "adversarial": "X-A", "fg_adversarial": "X_FG-A"}
 INPUTS = ("natural", "pgd")
-INPUT_NAMES = {"natural": "natural", "pgd": "PGD"}
-# The paper states claim 2 for this dataset only; we check it wherever the models exist.
-CLAIM2_DATASET = "gtsrb_ic"
 
 MAIN_COLUMNS = [
     "dataset",
@@ -59,7 +43,7 @@ EXTRA_COLUMNS = [
 @dataclass(frozen=True)
 class AttentionTable:
     frame: pd.DataFrame  # the paper's layout: dataset x (X-N, X_FG-N, X-A, X_FG-A)
-    claims: list[str]
+    claims: list[ClaimRecord]
     extra: pd.DataFrame  # every other evaluation of the same models
     samples: list[int]  # the distinct test-image counts of the main evaluations
 
@@ -72,13 +56,13 @@ def build_attention_table(
     evals: dict[tuple[str, str], dict[str, Any]],
     datasets: dict[str, dict[str, str]],
     inputs: dict[str, str],
+    claims: list[ClaimRecord],
 ) -> AttentionTable:
     """``evals`` maps (model, attack) to an evaluation's metrics and must hold every model's
     ``inputs`` attacks; any other attack of these models goes to the extra frame. ``datasets``
     maps a dataset to its natural / fg_natural / adversarial / fg_adversarial model; ``inputs``
     maps ``natural`` and ``pgd`` to attack names."""
     rows: list[dict[str, Any]] = []
-    claims: list[str] = []
     samples: set[int] = set()
     main_attacks = {inputs[kind] for kind in INPUTS}
     for dataset, roles in datasets.items():
@@ -101,7 +85,6 @@ def build_attention_table(
                     "samples": natural["samples"],
                 }
             )
-        claims.extend(_claims(dataset, ours))
     extra = _extra_rows(evals, datasets, main_attacks)
     return AttentionTable(
         frame=pd.DataFrame(rows, columns=MAIN_COLUMNS),
@@ -138,35 +121,12 @@ def _extra_rows(
     return rows
 
 
-def _verdict(holds: bool) -> str:
-    return "holds" if holds else "does NOT hold"
-
-
-def _claims(dataset: str, acc: dict[str, tuple[float, float]]) -> list[str]:
-    fg_a, x_a = acc["X_FG-A"], acc["X-A"]
-    better = [INPUT_NAMES[kind] for i, kind in enumerate(INPUTS) if fg_a[i] > x_a[i]]
-    claim1 = len(better) == len(INPUTS)
-    fg_n_pgd, x_n_pgd = acc["X_FG-N"][1], acc["X-N"][1]
-    scope = (
-        "stated by the paper for GTSRB-IC"
-        if dataset == CLAIM2_DATASET
-        else "the paper states it for GTSRB-IC only"
-    )
-    return [
-        f"{dataset}: claim 1 (X_FG-A beats X-A on both natural and PGD accuracy) {_verdict(claim1)}: "
-        f"X_FG-A is higher on {' and '.join(better) or 'neither'} "
-        f"(natural {fg_a[0]:.2f}% vs {x_a[0]:.2f}%, PGD {fg_a[1]:.2f}% vs {x_a[1]:.2f}%).",
-        f"{dataset}: claim 2 (X_FG-N is more robust than X-N under PGD; {scope}) "
-        f"{_verdict(fg_n_pgd > x_n_pgd)}: PGD accuracy {fg_n_pgd:.2f}% vs {x_n_pgd:.2f}%.",
-    ]
-
-
 def _title(dataset: str) -> str:
     name = DATASET_TITLES.get(dataset)
     return f"{dataset} ({name})" if name else dataset
 
 
-def to_markdown(table: AttentionTable, *, scale: str) -> str:
+def to_markdown(table: AttentionTable, *, scale: str, level: str) -> str:
     count = "/".join(str(n) for n in table.samples) or "?"
     lines = [
         "# Attention masks: natural and PGD accuracy of models trained on X and on X_FG",
@@ -179,7 +139,14 @@ def to_markdown(table: AttentionTable, *, scale: str) -> str:
     ]
     for dataset, frame in table.frame.groupby("dataset", sort=False):
         lines += [f"## {_title(str(dataset))}", "", markdown_table(frame.drop(columns=["dataset"])), ""]
-    lines += ["## Claims", "", *[f"- {c}" for c in table.claims], ""]
+    lines += [
+        "## Claims",
+        "",
+        f"Each outcome comes from a {level} interval of a difference in accuracy points "
+        "(`results/claims/attention_masks.json` holds the records). `A1`: adversarial training on X_FG "
+        "vs X; `A2`: the naturally trained models under PGD; `A3`: masking's natural-accuracy cost.",
+        *claim_section_lines(table.claims),
+    ]
     lines += ["## Other evaluations of these models", ""]
     if table.extra.empty:
         lines += ["None found beside the natural and PGD evaluations above.", ""]

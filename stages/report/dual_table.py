@@ -22,6 +22,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
+from stages.claims.dual_perturbation import (  # noqa: E402
+    PAPER,
+    PAPER_FS_FLOOR,
+    SALIENCE_PARAMETER,
+    TITLE,
+    dual_claims,
+)
+from stages.claims.evidence import load_evaluations  # noqa: E402
+from stages.claims.record import ClaimRecord, ClaimsFile, write_claims  # noqa: E402
+from stages.claims.render import claim_section_lines  # noqa: E402
+from stages.claims.settings import ClaimSettings, dataset_facts  # noqa: E402
 from stages.config import AttackSpec, Params  # noqa: E402
 from stages.report.evals import load_evals  # noqa: E402
 from stages.report.markdown import markdown_table, write_table  # noqa: E402
@@ -61,32 +72,8 @@ OUR_IMAGE_SIDE = 32
 L2_TO_PAPER = PAPER_IMAGE_SIDE / OUR_IMAGE_SIDE
 LINF_LEVELS = 255
 BUDGET_PARAMETERS = ("eps", "eps_foreground", "eps_background")
-SALIENCE_PARAMETER = "salience_weight"
 PAPER_DECIMALS = 3
 
-# The paper's statements (figures only, no tables), with the numbers they quote.
-PAPER_AT_PGD_DUAL_CEILING = 10.0  # §5.3: AT-PGD "achieves robust accuracy below 10%" under {2.0, 20.0}
-PAPER_DUAL_MARGIN = 40.0  # §5.3: AT-Dual's "improvement of up to 40%"
-PAPER_STRONG_PGD_EPS = 3.0  # §5.3: l2 PGD "above eps = 3.0"
-PAPER_STRONG_PGD_MARGIN = 20.0  # §5.3: "AT-Dual can achieve 20% more accuracy"
-PAPER_FS_FLOOR = 0.5  # §5.2: FS "typically well above 0.5"
-PAPER_FS_TYPICAL = 0.9  # §5.2: "in most cases above 0.9"
-PAPER_CLAIMS = {
-    1: (
-        "§5.3, Fig. 4: under the l2 dual attack {eps_F, eps_B} = {2.0, 20.0}, AT-PGD falls "
-        f"below {PAPER_AT_PGD_DUAL_CEILING:g}% accuracy while AT-Dual keeps up to "
-        f"{PAPER_DUAL_MARGIN:g} points more."
-    ),
-    2: (
-        f"§5.3, Fig. 4 (right): under l2 PGD with eps >= {PAPER_STRONG_PGD_EPS:.1f}, AT-Dual is about "
-        f"{PAPER_STRONG_PGD_MARGIN:g} points more accurate than AT-PGD."
-    ),
-    3: (
-        f"§5.2, Fig. 3 (left): the foreground score FS of dual-perturbation examples is typically well "
-        f"above {PAPER_FS_FLOOR:g} (in most cases above {PAPER_FS_TYPICAL:g}) for every model, and grows "
-        "with λ."
-    ),
-}
 # Salience models (params `attacks.<name>.salience`) by what the report calls them. The paper
 # uses DeepGaze II (Kümmerer et al. 2017), whose weights we cannot get.
 SALIENCE_TITLES = {"spectral_residual": "spectral residual (Hou & Zhang 2007)"}
@@ -150,20 +137,8 @@ class SweepAxis:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """Our verdict on one of the paper's claims for one dataset; ``holds`` is None when our
-    evaluations cannot decide it (e.g. no λ sweep)."""
-
-    claim: int
-    dataset: str
-    holds: bool | None
-    text: str
-
-
-@dataclass(frozen=True)
 class DualTable:
     frame: pd.DataFrame  # the main table: dataset x (Clean, AT-PGD, AT-Dual), MAIN_COLUMNS
-    verdicts: list[Verdict]
     sweeps: list[SweepAxis]
     # (dataset, sweep) -> columns x, clean, at_pgd, at_dual: accuracy in %
     curves: dict[tuple[str, str], pd.DataFrame]
@@ -306,19 +281,10 @@ def build_dual_table(
                 natural = [_fs(evals, roles[r], a, FS_NATURAL_KEY) for r in ROLES for a in sweep.attacks]
                 fs_natural[(dataset, sweep.name)] = round(sum(natural) / len(natural), FS_DECIMALS)
 
-    salience_sweep = next((s for s in sweeps if s.parameter == SALIENCE_PARAMETER and s.dual), None)
-    verdicts: list[Verdict] = []
-    for dataset in datasets:
-        mine = frame[frame["dataset"] == dataset].set_index("model")
-        verdicts.append(_claim_dual(dataset, mine, input_specs["dual"]))
-        verdicts.append(_claim_strong_pgd(dataset, mine, input_specs["pgd_strong"]))
-        verdicts.append(_claim_foreground_score(dataset, salience_sweep, fs_curves, fs_natural))
-
     dual_specs = [params.attack(a) for s in sweeps if s.dual for a in s.attacks]
     salience = sorted({s.salience for s in [*dual_specs, input_specs["dual"]] if s.kind == "dual"})
     return DualTable(
         frame=frame,
-        verdicts=verdicts,
         sweeps=sweeps,
         curves=curves,
         fs_curves=fs_curves,
@@ -327,74 +293,6 @@ def build_dual_table(
         salience=salience,
         samples=samples,
     )
-
-
-def _verdict(holds: bool) -> str:
-    return "holds" if holds else "does not hold"
-
-
-def _claim_dual(dataset: str, frame: pd.DataFrame, attack: AttackSpec) -> Verdict:
-    """Claim 1 (§5.3): AT-Dual beats AT-PGD under the l2 dual attack; whether AT-PGD also falls
-    below the paper's 10% is reported beside it, not folded into the verdict."""
-    column = INPUT_COLUMNS["dual"]
-    at_pgd, at_dual = float(frame.loc["AT-PGD", column]), float(frame.loc["AT-Dual", column])
-    holds = at_dual > at_pgd
-    below = at_pgd < PAPER_AT_PGD_DUAL_CEILING
-    text = (
-        f"{dataset}: claim 1 (AT-Dual more robust than AT-PGD under `{attack.name}`) {_verdict(holds)}: "
-        f"AT-Dual {at_dual:.2f}% vs AT-PGD {at_pgd:.2f}%, margin {at_dual - at_pgd:+.2f} points "
-        f"(paper: up to {PAPER_DUAL_MARGIN:g}). AT-PGD is "
-        f"{'below' if below else 'not below'} {PAPER_AT_PGD_DUAL_CEILING:g}% (paper: below)."
-    )
-    return Verdict(1, dataset, holds, text)
-
-
-def _claim_strong_pgd(dataset: str, frame: pd.DataFrame, attack: AttackSpec) -> Verdict:
-    """Claim 2 (§5.3): AT-Dual beats AT-PGD under strong l2 PGD (paper eps >= 3.0)."""
-    column = INPUT_COLUMNS["pgd_strong"]
-    at_pgd, at_dual = float(frame.loc["AT-PGD", column]), float(frame.loc["AT-Dual", column])
-    holds = at_dual > at_pgd
-    text = (
-        f"{dataset}: claim 2 (AT-Dual more robust than AT-PGD under strong l2 PGD `{attack.name}`, "
-        f"paper-equivalent eps {paper_equivalent('eps', attack.norm, attack.eps)}) {_verdict(holds)}: "
-        f"AT-Dual {at_dual:.2f}% vs AT-PGD {at_pgd:.2f}%, margin {at_dual - at_pgd:+.2f} points "
-        f"(paper: about {PAPER_STRONG_PGD_MARGIN:g})."
-    )
-    return Verdict(2, dataset, holds, text)
-
-
-def _claim_foreground_score(
-    dataset: str,
-    sweep: SweepAxis | None,
-    fs_curves: Mapping[tuple[str, str], pd.DataFrame],
-    fs_natural: Mapping[tuple[str, str], float],
-) -> Verdict:
-    """Claim 3 (§5.2): FS grows with λ for every model (largest λ vs λ = 0, or the smallest λ
-    when the sweep has no 0); whether FS stays above 0.5 is reported beside it."""
-    prefix = f"{dataset}: claim 3 (FS grows with λ for every model)"
-    if sweep is None or len(sweep.x) < 2:
-        reason = "no dual sweep over salience_weight" if sweep is None else f"`{sweep.name}` has one λ"
-        return Verdict(
-            3, dataset, None, f"{prefix} not checked: {reason} in tables.dual_perturbation.sweeps."
-        )
-    curve = fs_curves[(dataset, sweep.name)]
-    low, high = curve.iloc[0], curve.iloc[-1]
-    grows = {role: float(high[role]) > float(low[role]) for role in ROLES}
-    holds = all(grows.values())
-    per_model = ", ".join(
-        f"{label} {float(low[role]):.3f} → {float(high[role]):.3f}" for role, label in ROLES.items()
-    )
-    fs_values = curve[list(ROLES)].to_numpy().ravel()
-    above_floor = bool((fs_values > PAPER_FS_FLOOR).all())
-    typical = int((fs_values > PAPER_FS_TYPICAL).sum())
-    start = "λ = 0" if low[PLOT_X] == 0 else f"the smallest λ = {low[PLOT_X]:g} (the sweep has no λ = 0)"
-    text = (
-        f"{prefix} {_verdict(holds)}: FS from {start} to λ = {high[PLOT_X]:g}: {per_model}. "
-        f"FS above {PAPER_FS_FLOOR:g} at every point: {'yes' if above_floor else 'no'} "
-        f"(min {fs_values.min():.3f}); above {PAPER_FS_TYPICAL:g} at {typical} of {len(fs_values)} points; "
-        f"FS of the clean images {fs_natural[(dataset, sweep.name)]:.3f}."
-    )
-    return Verdict(3, dataset, holds, text)
 
 
 def _title(dataset: str) -> str:
@@ -424,7 +322,15 @@ def sweep_frame(table: DualTable, sweep: SweepAxis) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def to_markdown(table: DualTable, *, scale: str, figures: list[Path], plots: list[Path]) -> str:
+def to_markdown(
+    table: DualTable,
+    claims: list[ClaimRecord],
+    *,
+    scale: str,
+    level: str,
+    figures: list[Path],
+    plots: list[Path],
+) -> str:
     count = "/".join(str(n) for n in table.samples) or "?"
     salience = ", ".join(f"{SALIENCE_TITLES.get(s, s)}, `{s}` in params" for s in table.salience) or "none"
     lines = [
@@ -449,13 +355,15 @@ def to_markdown(table: DualTable, *, scale: str, figures: list[Path], plots: lis
         "## The paper's claims and our verdicts",
         "",
         f"Salience model: ours is {salience}, not the paper's {PAPER_SALIENCE}, so absolute FS values "
-        "are not comparable with the paper's; the direction over λ is.",
+        "are not comparable with the paper's; the direction over λ is. Before any FS claim is scored, "
+        "`D0` checks that the salience model ranks the foreground above the background on clean images "
+        "(their mean FS above the foreground fraction); where it does not, the FS claims are degenerate.",
         "",
+        f"Each outcome comes from a {level} interval (`results/claims/dual_perturbation.json` holds the "
+        "records). `D1`/`D2`: l2 dual and strong l2 PGD; `D3`/`D4`: FS over λ and its floor; `D5`: clean "
+        "accuracy; `D6`/`D7`: l∞ PGD and l∞ dual (Fig. 5); `D8`: a moderate λ keeps the attack's strength.",
+        *claim_section_lines(claims),
     ]
-    for claim, statement in PAPER_CLAIMS.items():
-        lines += [f"### Claim {claim}", "", f"Paper: {statement}", ""]
-        lines += [f"- {v.text}" for v in table.verdicts if v.claim == claim]
-        lines += [""]
     lines += ["## Sweeps", ""]
     for sweep in table.sweeps:
         lines += [
@@ -561,13 +469,22 @@ def write_dual_report(
     figures: Path,
     plots: Path,
     scale: str,
+    *,
+    datasets_dir: Path,
+    claims_path: Path,
 ) -> DualTable:
     """Build the report from ``spec`` (params' ``tables.dual_perturbation``) and write ``out``.csv,
-    ``out``.md, ``<figures>/<dataset>.png`` and the plot CSVs under ``plots``. Every evaluation
-    the report reads must exist (a missing one is a DataError naming its file), and nothing is
-    written before all of them are read."""
-    evals = load_evals(evals_dir, required_pairs(spec))
+    ``out``.md, ``<figures>/<dataset>.png``, the plot CSVs under ``plots`` and the claim records
+    ``claims_path``. Every evaluation the report reads must exist (a missing one is a DataError
+    naming its file), and nothing is written before all of them are read and judged."""
+    pairs = required_pairs(spec)
+    evals = load_evals(evals_dir, pairs)
     table = build_dual_table(evals, spec, params)
+    settings = ClaimSettings.from_params(params.raw)
+    facts = {dataset: dataset_facts(datasets_dir, dataset) for dataset in spec["datasets"]}
+    claims = dual_claims(
+        spec["datasets"], spec["inputs"], table.sweeps, load_evaluations(evals_dir, pairs), facts, settings
+    )
     figures.mkdir(parents=True, exist_ok=True)
     plots.mkdir(parents=True, exist_ok=True)
     figure_files = [figures / f"{dataset}.png" for dataset in spec["datasets"]]
@@ -576,7 +493,9 @@ def write_dual_report(
     plot_files = plot_paths(table, plots)
     for path, frame in plot_files.items():
         _write_csv(path, frame)
-    write_table(
-        out, table.frame, to_markdown(table, scale=scale, figures=figure_files, plots=list(plot_files))
+    write_claims(claims_path, ClaimsFile(PAPER, TITLE, scale, tuple(claims)))
+    markdown = to_markdown(
+        table, claims, scale=scale, level=settings.level, figures=figure_files, plots=list(plot_files)
     )
+    write_table(out, table.frame, markdown)
     return table

@@ -27,6 +27,8 @@ from urllib.parse import quote
 import markdown
 import yaml
 
+from stages.claims.record import ClaimRecord, ClaimsFile, read_claims
+from stages.claims.render import claim_section_lines, outcome_counts, summary_table
 from stages.config import resolve_tree
 from stages.utils.errors import ConfigError
 
@@ -41,19 +43,6 @@ SCALE_MEANINGS = {
     ),
     "paper": "the papers' own sizes (data, epochs, attack steps), where our numbers meet theirs",
 }
-
-# A line is a claim when it says one of these (the table stages write "holds", "does NOT hold",
-# "**not enough data**"; "not reproduced" and "verdict" are the brief's other wordings).
-CLAIM_WORDS = re.compile(
-    r"\bholds\b|\bdoes\s+not\s+hold\b|\bnot\s+reproduced\b|\bverdict|not\s+enough\s+data", re.I
-)
-# The outcome itself, where a claim's summary stops ("verdict" names no outcome).
-OUTCOME = re.compile(r"\bdoes\s+not\s+hold\b|\bnot\s+reproduced\b|not\s+enough\s+data|\bholds\b", re.I)
-# Outside bullets, only an emphasised outcome is a verdict ("Overall: **does not hold**."); plain
-# prose such as a rule's "the claim holds at k when ..." is not.
-BOLD_OUTCOME = re.compile(
-    r"\*\*\s*(?:does\s+not\s+hold|not\s+reproduced|not\s+enough\s+data|holds)\s*\*\*", re.I
-)
 
 ATX_HEADING = re.compile(r"^(#{1,6})(\s+.*|\s*)$")
 BULLET = re.compile(r"^ {0,3}[-*+]\s+(.*)$")
@@ -78,7 +67,7 @@ class Section:
     title: str
     table: str  # the table's file stem under the tables folder
     figures: tuple[FigureFolder, ...] = ()
-    claims: bool = True
+    claims: str | None = None  # the paper's claims file stem under the claims folder
     intro: str = ""
 
 
@@ -96,20 +85,22 @@ DATASET_FIGURES = FigureFolder(
 )
 
 PAPER_SECTIONS = (
-    Section("LAT (Rothberg et al. 2019)", "lat"),
-    Section("Attention masks (Vaishnavi et al.)", "attention_masks"),
+    Section("LAT (Rothberg et al. 2019)", "lat", claims="lat"),
+    Section("Attention masks (Vaishnavi et al.)", "attention_masks", claims="attention_masks"),
     Section(
-        "Dual-perturbation (ICLR 2021 submission)", "dual_perturbation", (DUAL_FIGURES, GRADIENT_FIGURES)
+        "Dual-perturbation (ICLR 2021 submission)",
+        "dual_perturbation",
+        (DUAL_FIGURES, GRADIENT_FIGURES),
+        claims="dual_perturbation",
     ),
-    Section("Pixel space (Wang et al.)", "pixel_space", (PIXEL_FIGURES,)),
+    Section("Pixel space (Wang et al.)", "pixel_space", (PIXEL_FIGURES,), claims="pixel_space"),
 )
 MATRIX_SECTION = Section(
     "Robustness matrices",
     "robustness_matrix",
-    claims=False,
     intro="Every model on each evaluation dataset under every attack of params.yaml's `robustness_matrix`.",
 )
-DATASETS_SECTION = Section("Datasets", "datasets", (DATASET_FIGURES,), claims=False)
+DATASETS_SECTION = Section("Datasets", "datasets", (DATASET_FIGURES,))
 
 
 @dataclass
@@ -122,6 +113,7 @@ class ReportInputs:
     scale: str
     params: dict[str, Any]  # params.yaml as loaded, scales unresolved
     report_dir: Path | None = None  # where report.md lives; figure links are relative to it
+    claims_dir: Path | None = None  # results/claims: one records file per paper (stages/claims)
 
     def __post_init__(self) -> None:
         if self.scale not in SCALE_MEANINGS:
@@ -144,6 +136,7 @@ class _Report:
     inputs: ReportInputs
     lines: list[str] = field(default_factory=list)
     missing: list[Missing] = field(default_factory=list)
+    claims: dict[str, ClaimsFile] = field(default_factory=dict)  # paper -> its records
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
@@ -155,6 +148,11 @@ class _Report:
     def link(self, path: Path) -> str:
         rel = os.path.relpath(os.path.abspath(path), os.path.abspath(self.inputs.out_dir))
         return quote(Path(rel).as_posix(), safe="/")
+
+    def link_source(self, source: str) -> str:
+        """A record's source path (relative to where the stage ran, the repository root)."""
+        path = Path(source)
+        return self.link(path if path.is_absolute() else self.inputs.repo_root / path)
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -302,74 +300,6 @@ def demote_headings(text: str, by: int = DEMOTE_BY) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def _blocks(text: str) -> list[tuple[str, str]]:
-    """The document's bullets and paragraphs as ("bullet" | "para", text joined onto one line);
-    headings, tables and code are skipped."""
-    in_code = _fence_tracker()
-    blocks: list[tuple[str, list[str]]] = []
-    current: tuple[str, list[str]] | None = None
-    for line in text.splitlines():
-        code = in_code(line)
-        stripped = line.strip()
-        if code or not stripped or ATX_HEADING.match(line) or stripped.startswith("|"):
-            current = None
-            continue
-        bullet = BULLET.match(line)
-        if bullet:
-            current = ("bullet", [bullet.group(1).strip()])
-            blocks.append(current)
-        elif current is not None:
-            current[1].append(stripped)  # a wrapped line continues its bullet or paragraph
-        else:
-            current = ("para", [stripped])
-            blocks.append(current)
-    return [(kind, " ".join(parts)) for kind, parts in blocks]
-
-
-def _skip_parenthesis(text: str) -> str:
-    """``text`` without its leading balanced "( … )"."""
-    depth = 0
-    for i, char in enumerate(text):
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth == 0:
-            return text[i + 1 :]
-    return ""
-
-
-def short_claim(text: str) -> str:
-    """A claim cut after its outcome: the numbers after "holds:" and a "(…)" right after it go;
-    the claim's own description before the outcome stays. Anything else is kept whole."""
-    match = OUTCOME.search(text)
-    if match is None:
-        return text
-    end = match.end()
-    while end < len(text) and text[end] in "*_":
-        end += 1  # the outcome's closing emphasis
-    head, rest = text[:end], text[end:]
-    if rest.startswith(":"):
-        return head
-    if rest.lstrip().startswith("("):
-        return head + _skip_parenthesis(rest.lstrip())
-    return text
-
-
-def extract_claims(text: str) -> list[str]:
-    """The verdict lines of a table document, shortened.
-
-    Rule: a bullet item whose text says "holds", "does not hold", "not reproduced", "not enough
-    data" or "verdict" (any case), or a paragraph holding an emphasised outcome such as
-    "Overall: **does not hold**.". Headings ("our verdicts"), tables, code and plain prose (a
-    rule's "the claim holds when ...") are not claims.
-    """
-    claims = []
-    for kind, block in _blocks(text):
-        if (kind == "bullet" and CLAIM_WORDS.search(block)) or (
-            kind == "para" and BOLD_OUTCOME.search(block)
-        ):
-            claims.append(short_claim(block))
-    return claims
-
-
 # --- sections -----------------------------------------------------------------------------------
 
 
@@ -448,18 +378,81 @@ def _section(report: _Report, section: Section) -> None:
                 "",
             )
         if section.claims:
-            claims = extract_claims(text)
-            report.add("### Claims", "")
-            if claims:
-                report.add(*(f"- {claim}" for claim in claims))
-            else:
-                report.add("*No verdict lines in the table.*")
-            report.add("", f"Source: `{report.shown(table)}`, in full below.", "")
+            _claims(report, section.claims, table)
         report.add(demote_headings(text))
     if section is DATASETS_SECTION:
         _dataset_stats(report)
     for folder in section.figures:
         _figures(report, folder, table)
+
+
+def _claims_path(report: _Report, paper: str) -> Path | None:
+    folder = report.inputs.claims_dir
+    return None if folder is None else folder / f"{paper}.json"
+
+
+def _read_paper_claims(report: _Report, paper: str, table: Path) -> ClaimsFile | None:
+    """The paper's claim records, or None (listed as missing) when its table stage has not run."""
+    path = _claims_path(report, paper)
+    if path is None or not path.is_file():
+        shown = report.shown(path) if path is not None else f"results/claims/{paper}.json"
+        report.missing.append(Missing(shown, "not generated", _snakemake(report, table)))
+        return None
+    return read_claims(path)
+
+
+def _claims(report: _Report, paper: str, table: Path) -> None:
+    claims = report.claims.get(paper)
+    report.add("### Claims", "")
+    if claims is None:
+        report.add("*No claim records: see Missing below.*", "")
+        return
+    path = _claims_path(report, paper)
+    report.add(
+        f"{outcome_counts(claims.claims)}. Records: `{report.shown(path)}`" if path else "",
+        *claim_section_lines(claims.claims, report.link_source),
+        f"Source: `{report.shown(table)}`, in full below.",
+        "",
+    )
+
+
+def _summary(report: _Report) -> None:
+    """The one table a reader takes in first: every claim that is not a part of another."""
+    rows = []
+    sources = {}
+    every: dict[tuple[str, str], ClaimRecord] = {}
+    for section in PAPER_SECTIONS:
+        if section.claims is None:
+            continue
+        table = report.inputs.tables_dir / f"{section.table}.md"
+        claims = _read_paper_claims(report, section.claims, table)
+        if claims is None:
+            continue
+        report.claims[section.claims] = claims
+        path = _claims_path(report, section.claims)
+        if path is not None:
+            sources[claims.paper] = str(path)
+        every.update({(record.paper, record.claim_id): record for record in claims.claims})
+        parts = {part for record in claims.claims for part in record.parts}
+        rows += [(claims.title, record) for record in claims.claims if record.claim_id not in parts]
+    report.add("## Summary of the papers' claims", "")
+    if not rows:
+        report.add("*No claim records yet: see Missing below.*", "")
+        return
+    records = [record for _, record in rows]
+    report.add(
+        "Every claim of the four papers we test, as our run decides it: **holds** or **does not hold** "
+        "when the 95 % interval of our effect lies wholly on one side, **inconclusive** when it straddles "
+        "the rule's boundary or the sample is too small, **degenerate** when a model the claim rests on "
+        "is constant or at chance (or, for FS claims, the salience model fails its sanity check), **not "
+        "tested** with the reason. Claims made of parts list the parts in their section; the effect links "
+        "to the records file. Rules and thresholds: params.yaml `claims`.",
+        "",
+        f"Outcomes: {outcome_counts(records)}.",
+        "",
+        summary_table(rows, report.link_source, sources, every),
+        "",
+    )
 
 
 def _dataset_stats(report: _Report) -> None:
@@ -537,6 +530,7 @@ def build_report(inputs: ReportInputs) -> str:
         "",
     )
     _provenance(report)
+    _summary(report)
     for section in PAPER_SECTIONS:
         _section(report, section)
     _section(report, MATRIX_SECTION)

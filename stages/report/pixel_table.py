@@ -1,8 +1,8 @@
 """The pixel-space report (Wang et al., "Analyzing Adversarial Robustness of Deep Neural Networks
 in Pixel Space: a Semantic Perspective"): few-pixel differential-evolution attacks on the whole
 image, its foreground and its background, laid out like the paper's Tables I, II and IV with the
-paper's numbers beside ours, our verdict on its main claim, and its Figs. 3-6 redrawn from our
-evaluations.
+paper's numbers beside ours, our verdicts on its claims (stages/claims/pixel_space.py), and its
+Figs. 3-6 redrawn from our evaluations.
 
 Missing evaluations do not stop the report: a pixel attack on three models at three pixel
 counts is long to run, and a partial report (listing what is missing) is more useful than none.
@@ -25,6 +25,13 @@ import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from stages.claims.evidence import evaluation as claim_evaluation  # noqa: E402
+from stages.claims.pixel_space import PAPER as PAPER_KEY  # noqa: E402
+from stages.claims.pixel_space import TITLE as PAPER_TITLE  # noqa: E402
+from stages.claims.pixel_space import pixel_claims  # noqa: E402
+from stages.claims.record import ClaimRecord, ClaimsFile, write_claims  # noqa: E402
+from stages.claims.render import claim_section_lines  # noqa: E402
+from stages.claims.settings import ClaimSettings  # noqa: E402
 from stages.report.evals import eval_path, load_evals  # noqa: E402
 from stages.report.markdown import MISSING, text_table, write_table  # noqa: E402
 from stages.utils.errors import ConfigError, DataError  # noqa: E402
@@ -193,19 +200,6 @@ PAPER_QUOTED_DROPS = {
     "targeted": {FOREGROUND: 2.86, BACKGROUND: 51.56},
 }
 
-# The claim (§IV-C) and our rule for it. Per model and pixel count, both gaps are in percentage
-# points of Untargeted1 below the whole image's; the background must be attacked less often than
-# the foreground, and lose more than BACKGROUND_GAP_FACTOR times what the foreground loses. The
-# paper's own numbers pass at every pixel count (the smallest ratio is 2.6, NiN at 5 pixels).
-CLAIM = (
-    "attacks on the background succeed far less often than on the foreground, which is about as "
-    "vulnerable as the whole image"
-)
-BACKGROUND_GAP_FACTOR = 2.0
-VERDICT_HOLDS = "holds"
-VERDICT_FAILS = "does not hold"
-VERDICT_UNDECIDED = "not enough data"
-
 # Figures.
 FIGURE_DPI = 100
 PANEL_INCHES = (4.2, 3.2)
@@ -248,45 +242,6 @@ class Missing:
 
 
 @dataclass(frozen=True)
-class GapCheck:
-    """The claim at one pixel count for one model: Untargeted1 in % and the two gaps in points."""
-
-    pixels: int
-    original: float
-    foreground: float
-    background: float
-
-    @property
-    def gap_foreground(self) -> float:
-        return self.original - self.foreground
-
-    @property
-    def gap_background(self) -> float:
-        return self.original - self.background
-
-    @property
-    def holds(self) -> bool:
-        return self.background < self.foreground and self.gap_background > BACKGROUND_GAP_FACTOR * max(
-            self.gap_foreground, 0.0
-        )
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Our verdict on the claim for one model (``holds`` None: no pixel count could decide it),
-    and the paper's own numbers judged by the same rule."""
-
-    role: str
-    holds: bool | None
-    checks: list[GapCheck]
-    paper_holds: bool | None
-
-    @property
-    def word(self) -> str:
-        return verdict_word(self.holds)
-
-
-@dataclass(frozen=True)
 class PixelTable:
     """Everything the report draws on: the long table for the csv and the markdown, and the raw
     ``pixel_attack`` blocks, whose per-image records the figures need."""
@@ -309,12 +264,6 @@ class PixelTable:
     @property
     def pixels(self) -> list[int]:
         return sorted({p.pixels for p in self.inputs})
-
-
-def verdict_word(holds: bool | None) -> str:
-    if holds is None:
-        return VERDICT_UNDECIDED
-    return VERDICT_HOLDS if holds else VERDICT_FAILS
 
 
 def role_title(role: str) -> str:
@@ -533,39 +482,6 @@ def paper_lookup(metric: str) -> Lookup:
     return lambda role, region, pixels: paper_value(role, metric, region, pixels)
 
 
-def judge_claim(role: str, pixels: Sequence[int], untargeted1: Lookup) -> tuple[bool | None, list[GapCheck]]:
-    """The claim for one model: it holds when it holds at every pixel count that can decide it.
-    A count decides only with all three regions attacked and some success on the whole image;
-    with no success anywhere, the regions cannot differ."""
-    checks: list[GapCheck] = []
-    for k in pixels:
-        values = [untargeted1(role, region, k) for region in (ORIGINAL, FOREGROUND, BACKGROUND)]
-        if any(v is None for v in values) or not values[0]:
-            continue
-        original, foreground, background = (float(v) for v in values)  # type: ignore[arg-type]
-        checks.append(GapCheck(k, original, foreground, background))
-    if not checks:
-        return None, checks
-    return all(c.holds for c in checks), checks
-
-
-def verdicts(table: PixelTable) -> list[Verdict]:
-    ours = ours_lookup(table, "untargeted1")
-    paper = paper_lookup("untargeted1")
-    result = []
-    for role in table.roles:
-        holds, checks = judge_claim(role, table.pixels, ours)
-        paper_holds, _ = judge_claim(role, table.pixels, paper)
-        result.append(Verdict(role, holds, checks, paper_holds))
-    return result
-
-
-def overall_verdict(per_model: Sequence[Verdict]) -> bool | None:
-    """Holds when every model that could decide holds; undecided when none could."""
-    decided = [v.holds for v in per_model if v.holds is not None]
-    return all(decided) if decided else None
-
-
 def relative_drops(roles: Sequence[str], pixels: int, lookup: Lookup) -> dict[str, tuple[float | None, int]]:
     """The paper's summary (§IV-C): per region, the mean over models of (original − region) /
     original in %, with the number of models it averages (those with a success on the whole
@@ -724,15 +640,6 @@ def table_iv(table: PixelTable) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _check_text(check: GapCheck) -> str:
-    mark = "yes" if check.holds else "no"
-    return (
-        f"{check.pixels}px: original {check.original:.2f}, foreground {check.foreground:.2f}, "
-        f"background {check.background:.2f} (gap_fg {check.gap_foreground:+.2f}, "
-        f"gap_bg {check.gap_background:+.2f}; {mark})"
-    )
-
-
 def _drops_frame(table: PixelTable, k: int) -> pd.DataFrame:
     rows = []
     for metric in PAPER_QUOTED_DROPS:
@@ -753,34 +660,21 @@ def _drops_frame(table: PixelTable, k: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def claim_section(table: PixelTable, per_model: Sequence[Verdict]) -> list[str]:
+def claim_section(table: PixelTable, claims: Sequence[ClaimRecord], level: str) -> list[str]:
     k = min(table.pixels) if table.pixels else PAPER_GENERATION_PIXELS
-    lines = [
-        "## The claim and our verdict",
+    return [
+        "## The paper's claims and our verdicts",
         "",
-        f"Wang et al. (§IV-C): “{CLAIM}”.",
-        "",
-        f"Rule: per model and pixel count k, from Untargeted1 in %: gap_fg = original − foreground and "
-        "gap_bg = original − background (percentage points). The claim holds at k when background < "
-        f"foreground and gap_bg > {BACKGROUND_GAP_FACTOR:g} × max(gap_fg, 0). A k decides only when all "
-        "three regions were evaluated with attacked images and the whole image was fooled at least once; "
-        f"the claim holds for a model when it holds at every deciding k, and is “{VERDICT_UNDECIDED}” when "
-        "no k decides. Overall: holds when every model that decides holds. The paper's own Table II "
-        "numbers, judged by the same rule, are shown beside ours.",
+        f"Each outcome comes from a {level} interval (`results/claims/pixel_space.json` holds the records). "
+        "Every region of a model attacks the same images, so regions are compared paired over images, and a "
+        "model's verdict pools its pixel counts per image (each image's mean outcome over k) rather than "
+        "turning on one cell. `P1`: background vs foreground success (`P1.below`: background below "
+        "foreground; `P1.far`: the background's gap below the whole image more than twice the foreground's); "
+        "`P2`: targeted success; `P3`: generations to success (Table IV); `P4`: the adversarial class's "
+        "confidence across regions.",
         "",
         sample_sizes(table),
-        "",
-    ]
-    for verdict in per_model:
-        details = "; ".join(_check_text(c) for c in verdict.checks) or "no pixel count decides"
-        lines.append(
-            f"- {role_title(verdict.role)}: **{verdict.word}** ({details}). "
-            f"Paper's numbers: {verdict_word(verdict.paper_holds)}."
-        )
-    lines += [
-        "",
-        f"Overall: **{verdict_word(overall_verdict(per_model))}**.",
-        "",
+        *claim_section_lines(claims),
         f"Average relative drop at {k} pixel(s) from the whole image to each region, (original − region) "
         "/ original over the models with a success on the whole image (the paper quotes its 1-pixel "
         "drops; the last column recomputes them from its Table II):",
@@ -788,11 +682,10 @@ def claim_section(table: PixelTable, per_model: Sequence[Verdict]) -> list[str]:
         text_table(_drops_frame(table, k)),
         "",
     ]
-    return lines
 
 
 def to_markdown(
-    table: PixelTable, per_model: Sequence[Verdict], *, scale: str, figures: Sequence[Path]
+    table: PixelTable, claims: Sequence[ClaimRecord], *, scale: str, level: str, figures: Sequence[Path]
 ) -> str:
     sizes = sample_sizes(table)
     dataset = DATASET_TITLES.get(table.dataset, table.dataset)
@@ -831,7 +724,7 @@ def to_markdown(
         "",
         text_table(table_iv(table)),
         "",
-        *claim_section(table, per_model),
+        *claim_section(table, claims, level),
         "## Figures",
         "",
         sizes,
@@ -1054,13 +947,55 @@ def save_figures(table: PixelTable, figures_dir: Path) -> list[Path]:
     return paths
 
 
+def pixel_space_claims(table: PixelTable, evals_dir: Path, settings: ClaimSettings) -> list[ClaimRecord]:
+    """The paper's claims judged on the table's evaluations (stages/claims/pixel_space.py)."""
+    blocks = {
+        (role, p.region, p.pixels): (
+            table.attacks[(role, p.region, p.pixels)],
+            str(eval_path(evals_dir, model, p.attack)),
+        )
+        for role, model in table.roles.items()
+        for p in table.inputs
+        if (role, p.region, p.pixels) in table.attacks
+    }
+    # The degenerate-model check: each model's clean evaluation and its number of classes.
+    classes = {role: int(block["num_classes"]) for (role, _, _), block in table.attacks.items()}
+    clean = {}
+    for role, record in table.natural_evals.items():
+        if role in classes and table.natural is not None:
+            model = table.roles[role]
+            path = eval_path(evals_dir, model, table.natural)
+            clean[role] = (claim_evaluation(record, path, model, table.natural), classes[role])
+    return pixel_claims(
+        table.roles,
+        ROLE_TITLES,
+        blocks,
+        table.pixels,
+        paper_value,
+        paper_generations,
+        settings,
+        table.dataset,
+        clean,
+    )
+
+
 def write_pixel_report(
-    spec: dict[str, Any], evals_dir: Path, out: Path, figures_dir: Path, scale: str
+    spec: dict[str, Any],
+    evals_dir: Path,
+    out: Path,
+    figures_dir: Path,
+    scale: str,
+    *,
+    claims_path: Path,
+    settings: ClaimSettings,
 ) -> None:
     """Build the report from ``spec`` (params' ``tables.pixel_space``) and write ``out``.csv,
-    ``out``.md and the four figures under ``figures_dir``. A missing evaluation is listed in the
-    report, not raised; an unreadable or mismatched one is a DataError naming its file."""
+    ``out``.md, the four figures under ``figures_dir`` and the claim records. A missing
+    evaluation is listed in the report (its model's claims "not tested"), not raised; an
+    unreadable or mismatched one is a DataError naming its file, raised before any output."""
     table = build_pixel_table(spec, evals_dir)
-    per_model = verdicts(table)
+    claims = pixel_space_claims(table, evals_dir, settings)
     figures = save_figures(table, figures_dir)
-    write_table(out, table.frame, to_markdown(table, per_model, scale=scale, figures=figures))
+    write_claims(claims_path, ClaimsFile(PAPER_KEY, PAPER_TITLE, scale, tuple(claims)))
+    markdown = to_markdown(table, claims, scale=scale, level=settings.level, figures=figures)
+    write_table(out, table.frame, markdown)

@@ -88,7 +88,22 @@ def resources_of(kind, key, default):
 
 def table_models(table):
     spec = config["tables"][table]
-    return [model for roles in spec["datasets"].values() for model in roles.values()]
+    models = [model for roles in spec["datasets"].values() for model in roles.values()]
+    # Our own rows beside a paper's (tables.lat.extensions).
+    models += [model for ext in spec.get("extensions", {}).values() for model in ext["models"].values()]
+    return list(dict.fromkeys(models))
+
+
+# The papers whose table stages write claim records (results/claims/<paper>.json).
+CLAIM_PAPERS = ["lat", "attention_masks", "dual_perturbation", "pixel_space"]
+
+
+def table_stats(table):
+    """The dataset statistics a table's claims read (classes for the chance level, the
+    foreground fraction for the salience check)."""
+    spec = config["tables"][table]
+    datasets = [*spec["datasets"], *(ext["dataset"] for ext in spec.get("extensions", {}).values())]
+    return [f"results/datasets/{dataset}.json" for dataset in dict.fromkeys(datasets)]
 
 
 def table_inputs(table):

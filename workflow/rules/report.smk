@@ -1,18 +1,25 @@
 # Tables with the papers' numbers beside ours.
 
 
+# Each paper's table stage also writes its claims as records (results/claims/<paper>.json,
+# stages/claims/), judged by params.yaml's `claims` rules; the report reads those records.
+
+
 rule lat_table:
     input:
-        table_inputs("lat"),
+        evals=table_inputs("lat"),
+        stats=table_stats("lat"),
     output:
         csv="results/tables/lat.csv",
         md="results/tables/lat.md",
+        claims="results/claims/lat.json",
     params:
         spec=config["tables"]["lat"],
+        rules=config["claims"],
         code=code("lat_table"),
     shell:
         "python -m stages.lat_table --params params.yaml --scale {SCALE} --evals results/evals"
-        " --out results/tables/lat"
+        " --datasets results/datasets --out results/tables/lat --claims {output.claims}"
 
 
 rule dataset_table:
@@ -31,33 +38,40 @@ rule dataset_table:
 
 rule attention_table:
     input:
-        table_inputs("attention_masks"),
+        evals=table_inputs("attention_masks"),
+        stats=table_stats("attention_masks"),
     output:
         csv="results/tables/attention_masks.csv",
         md="results/tables/attention_masks.md",
+        claims="results/claims/attention_masks.json",
     params:
         spec=config["tables"]["attention_masks"],
+        rules=config["claims"],
         code=code("attention_table"),
     shell:
         "python -m stages.attention_table --params params.yaml --scale {SCALE} --evals results/evals"
-        " --out results/tables/attention_masks"
+        " --datasets results/datasets --out results/tables/attention_masks --claims {output.claims}"
 
 
 rule dual_table:
     input:
-        table_inputs("dual_perturbation"),
+        evals=table_inputs("dual_perturbation"),
+        stats=table_stats("dual_perturbation"),
     output:
         csv="results/tables/dual_perturbation.csv",
         md="results/tables/dual_perturbation.md",
+        claims="results/claims/dual_perturbation.json",
         figures=directory("results/figures/dual_perturbation"),
         plots=directory("results/plots/dual_perturbation"),
     params:
         spec=config["tables"]["dual_perturbation"],
         reads=TABLE_PARAMS["dual_perturbation"],
+        rules=config["claims"],
         code=code("dual_table"),
     shell:
         "python -m stages.dual_table --params params.yaml --scale {SCALE} --evals results/evals"
-        " --out results/tables/dual_perturbation --figures {output.figures} --plots {output.plots}"
+        " --datasets results/datasets --out results/tables/dual_perturbation --claims {output.claims}"
+        " --figures {output.figures} --plots {output.plots}"
 
 
 rule dual_gradients:
@@ -87,13 +101,15 @@ rule pixel_table:
     output:
         csv="results/tables/pixel_space.csv",
         md="results/tables/pixel_space.md",
+        claims="results/claims/pixel_space.json",
         figures=directory("results/figures/pixel_space"),
     params:
         spec=config["tables"]["pixel_space"],
+        rules=config["claims"],
         code=code("pixel_table"),
     shell:
         "python -m stages.pixel_table --params params.yaml --scale {SCALE} --evals results/evals"
-        " --out results/tables/pixel_space --figures {output.figures}"
+        " --out results/tables/pixel_space --claims {output.claims} --figures {output.figures}"
 
 
 rule matrix_table:
@@ -128,6 +144,7 @@ rule build_report:
             *expand("results/figures/datasets/{dataset}.png", dataset=config["datasets"]),
         ],
         stats=expand("results/datasets/{dataset}.json", dataset=config["datasets"]),
+        claims=expand("results/claims/{paper}.json", paper=CLAIM_PAPERS),
     output:
         md="results/report.md",
         html="results/report.html",
@@ -137,4 +154,4 @@ rule build_report:
         code=code("build_report"),
     shell:
         "python -m stages.build_report --params params.yaml --scale {SCALE} --tables results/tables"
-        " --figures results/figures --datasets results/datasets --out {output.md}"
+        " --figures results/figures --datasets results/datasets --claims results/claims --out {output.md}"

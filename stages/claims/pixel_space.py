@@ -1,0 +1,438 @@
+"""Wang et al.'s pixel-space claims (§IV-C, Tables II and IV) as records.
+
+Every DE evaluation of one model attacks the same images (those it classifies correctly among
+the first ``images`` test images), whatever the region, and records each image's outcome. So
+every comparison of regions is paired over images, and a model's verdict pools its pixel counts
+per image (the mean over k of each image's outcomes) instead of turning on one (model, k) cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from stages.claims.build import ClaimBook
+from stages.claims.evidence import Evaluation
+from stages.claims.record import ClaimRecord, Effect, Quantity
+from stages.claims.settings import ClaimSettings
+from stages.claims.stats import (
+    Estimate,
+    Outcome,
+    directional,
+    equivalent,
+    mean_difference_paired,
+    mean_paired,
+    wilson,
+)
+from stages.utils.errors import DataError
+
+PAPER = "pixel_space"
+TITLE = "Pixel space (Wang et al.)"
+ORIGINAL, FOREGROUND, BACKGROUND = "original", "foreground", "background"
+REGIONS = (ORIGINAL, FOREGROUND, BACKGROUND)
+SECTION = "Wang et al., §IV-C and Table II"
+SECTION_GENERATIONS = "Wang et al., §IV-D and Table IV"
+QUOTE_REGIONS = (
+    "the difference between the success rate on the original image and the success rate on its background is "
+    "much larger than the difference between the success rate on the original image and the success rate on "
+    "its foreground"
+)
+QUOTE_TARGETED = (
+    "the success rate on the background of the image decreases by an average of [...] 51.56% for targeted "
+    "attacks [...] compared with the success rate on the original image"
+)
+QUOTE_GENERATIONS = (
+    "the average number of generations that required for the successful untargeted attack by modifying one "
+    "pixel on the background of the image is significantly higher than on the entire image and its foreground"
+)
+QUOTE_CONFIDENCE = (
+    "attacking on the original image or its foreground or background does not significantly change the "
+    "confidence value corresponding to the predicted class after being attacked"
+)
+# The paper's "much larger" gap, as the table's rule had it: the background's gap below the
+# whole image more than twice the foreground's (the paper's own Table II passes at every k).
+GAP_FACTOR = 2.0
+
+# (role, metric, region, pixels) -> the paper's Table II value in % (None where it has none).
+PaperValue = Callable[[str, str, str, int], float | None]
+# (role, region, pixels) -> the paper's Table IV mean generations (1 pixel only).
+PaperGenerations = Callable[[str, str, int], float | None]
+
+
+@dataclass(frozen=True)
+class RegionOutcomes:
+    """One (model, region, pixels) DE evaluation per attacked image, in image order."""
+
+    source: str
+    index: np.ndarray  # the images' positions in the test split
+    success: np.ndarray  # 0/1 untargeted success
+    generations: np.ndarray
+    confidence: np.ndarray  # probability of the adversarial class (success only)
+    targeted_index: np.ndarray  # images with targeted runs, in order
+    targeted_success: np.ndarray  # per such image: the share of its targets reached
+
+
+def region_outcomes(block: Mapping, source: str) -> RegionOutcomes:
+    """From an evaluation's ``pixel_attack`` block."""
+    try:
+        images = sorted(block["untargeted"]["images"], key=lambda r: int(r["index"]))
+        targeted = (block.get("targeted") or {}).get("pairs_list") or []
+    except (KeyError, TypeError) as exc:
+        raise DataError(
+            f"{source}: no per-image records in `pixel_attack.untargeted` ({exc}); re-run it"
+        ) from None
+    per_image: dict[int, list[int]] = {}
+    for pair in targeted:
+        per_image.setdefault(int(pair["index"]), []).append(int(bool(pair["success"])))
+    t_index = np.array(sorted(per_image), dtype=int)
+    return RegionOutcomes(
+        source=source,
+        index=np.array([int(r["index"]) for r in images], dtype=int),
+        success=np.array([int(bool(r["success"])) for r in images], dtype=int),
+        generations=np.array([float(r["generations"]) for r in images]),
+        confidence=np.array([float(r.get("adversarial_confidence") or 0.0) for r in images]),
+        targeted_index=t_index,
+        targeted_success=np.array([np.mean(per_image[i]) for i in t_index]),
+    )
+
+
+def _same_images(outcomes: Sequence[RegionOutcomes], what: str) -> None:
+    first = outcomes[0]
+    for other in outcomes[1:]:
+        if not np.array_equal(getattr(first, what), getattr(other, what)):
+            raise DataError(
+                f"{first.source} and {other.source} attacked different images ({what}); they must come from "
+                "the same model and test images: re-run the evaluate stage for the older one"
+            )
+
+
+def pixel_claims(
+    roles: Mapping[str, str],
+    role_titles: Mapping[str, str],
+    blocks: Mapping[tuple[str, str, int], tuple[Mapping, str]],
+    pixels: Sequence[int],
+    paper_value: PaperValue,
+    paper_generations: PaperGenerations,
+    settings: ClaimSettings,
+    dataset: str,
+    clean: Mapping[str, tuple[Evaluation, int]],
+) -> list[ClaimRecord]:
+    """``blocks``: (role, region, pixels) -> (the evaluation's ``pixel_attack`` block, its file);
+    a role whose nine evaluations are not all there is "not tested". ``clean``: role -> (its
+    clean evaluation, number of classes), for the degenerate-model check."""
+    book = ClaimBook(PAPER, settings)
+    for evaluation, num_classes in clean.values():
+        book.check_model(evaluation, num_classes)
+    per_model: list[ClaimRecord] = []
+    for role, model in roles.items():
+        title = role_titles.get(role, role)
+        missing = [f"{r} {k}px" for k in pixels for r in REGIONS if (role, r, k) not in blocks]
+        if missing:
+            per_model.append(
+                book.not_tested(
+                    claim_id=f"P1.{role}",
+                    claim=f"{title}: background attacks succeed far less often than foreground ones",
+                    quote=QUOTE_REGIONS,
+                    section=SECTION,
+                    dataset=dataset,
+                    reason=f"`{model}` has no evaluation for {', '.join(missing)}",
+                )
+            )
+            continue
+        out = {key: region_outcomes(*blocks[key]) for key in blocks if key[0] == role}
+        # Every region and pixel count of a model must have attacked the same images: the
+        # claims pair them, and pool the pixel counts image by image.
+        _same_images([out[(role, r, k)] for k in pixels for r in REGIONS], "index")
+        claims = _ModelClaims(book, role, model, title, out, pixels, paper_value, paper_generations, dataset)
+        per_model.append(claims.regions())
+        claims.targeted()
+        claims.generations()
+        claims.confidence()
+    book.composite(
+        claim_id="P1",
+        claim="background attacks succeed far less often than foreground ones, for every model",
+        quote=QUOTE_REGIONS,
+        section=SECTION,
+        dataset=dataset,
+        parts=per_model,
+    )
+    return book.records
+
+
+class _ModelClaims:
+    def __init__(
+        self,
+        book: ClaimBook,
+        role: str,
+        model: str,
+        title: str,
+        out: Mapping[tuple[str, str, int], RegionOutcomes],
+        pixels: Sequence[int],
+        paper_value: PaperValue,
+        paper_generations: PaperGenerations,
+        dataset: str,
+    ) -> None:
+        self.book, self.role, self.model, self.title, self.out = book, role, model, title, out
+        self.pixels, self.paper_value, self.paper_generations = list(pixels), paper_value, paper_generations
+        self.dataset, self.alpha = dataset, book.settings.alpha
+
+    def _rates(self, region: str) -> list[Quantity]:
+        quantities = []
+        for k in self.pixels:
+            o = self.out[(self.role, region, k)]
+            est = (
+                wilson(int(o.success.sum()), len(o.success), self.alpha).scaled(100.0)
+                if len(o.success)
+                else None
+            )
+            if est is not None:
+                quantities.append(
+                    Quantity(
+                        f"{self.title} {region} {k}px success",
+                        est.value,
+                        "%",
+                        est.n,
+                        o.source,
+                        est.low,
+                        est.high,
+                    )
+                )
+        return quantities
+
+    def _paper_mean(
+        self, combine: Callable[[float, float, float], float], metric: str = "untargeted1"
+    ) -> float | None:
+        values = []
+        for k in self.pixels:
+            v = [self.paper_value(self.role, metric, r, k) for r in REGIONS]
+            if any(x is None for x in v):
+                return None
+            values.append(combine(*v))  # type: ignore[arg-type]
+        return round(float(np.mean(values)), 2)
+
+    def _claim(
+        self,
+        claim_id: str,
+        claim: str,
+        quote: str,
+        section: str,
+        rule_text: str,
+        rule: Callable[[Estimate], Outcome],
+        label: str,
+        est: Estimate,
+        paper: float | None,
+        quantities: Sequence[Quantity],
+        note: str = "",
+        unit: str = "points",
+    ) -> ClaimRecord:
+        return self.book.effect_claim(
+            claim_id=f"{claim_id}.{self.role}",
+            claim=f"{self.title}: {claim}",
+            quote=quote,
+            section=section,
+            dataset=self.dataset,
+            rule_text=rule_text,
+            rule=rule,
+            effect=Effect.of(label, unit, est, paper),
+            estimate=est,
+            quantities=quantities,
+            models=[self.model],
+            note=note,
+        )
+
+    def regions(self) -> ClaimRecord:
+        """P1 for this model: pooled over pixel counts, per image."""
+        success = {
+            r: np.mean([self.out[(self.role, r, k)].success for k in self.pixels], axis=0) for r in REGIONS
+        }
+        n = len(success[ORIGINAL])
+        if n == 0:
+            return self.book.not_tested(
+                claim_id=f"P1.{self.role}",
+                claim=f"{self.title}: background attacks succeed far less often",
+                quote=QUOTE_REGIONS,
+                section=SECTION,
+                dataset=self.dataset,
+                reason=f"`{self.model}` classified no attacked image correctly",
+            )
+        quantities = [q for r in REGIONS for q in self._rates(r)]
+        ks = "/".join(str(k) for k in self.pixels)
+        below = mean_paired(100.0 * (success[FOREGROUND] - success[BACKGROUND]), self.alpha)
+        part1 = self._claim(
+            "P1.below",
+            "background success below foreground success",
+            QUOTE_REGIONS,
+            SECTION,
+            f"holds when the interval of foreground - background success (points, mean "
+            f"over {ks} pixels per image, paired bootstrap) lies above 0",
+            directional,
+            f"foreground minus background success, mean over {ks} px",
+            below,
+            self._paper_mean(lambda o, f, b: f - b),
+            quantities,
+        )
+        contrast = 100.0 * (2 * success[FOREGROUND] - success[ORIGINAL] - success[BACKGROUND])
+        far = mean_paired(contrast, self.alpha)
+        part2 = self._claim(
+            "P1.far",
+            f"the background's gap below the whole image exceeds {GAP_FACTOR:g}x the foreground's",
+            QUOTE_REGIONS,
+            SECTION,
+            "holds when the interval of gap_bg - 2 gap_fg (gap = original - region "
+            "success, points, mean over pixel counts per image) lies above 0",
+            directional,
+            f"gap_bg - {GAP_FACTOR:g} gap_fg, mean over {ks} px",
+            far,
+            self._paper_mean(lambda o, f, b: (o - b) - GAP_FACTOR * (o - f)),
+            [],
+        )
+        return self.book.composite(
+            claim_id=f"P1.{self.role}",
+            claim=f"{self.title}: background attacks succeed far less often than foreground ones",
+            quote=QUOTE_REGIONS,
+            section=SECTION,
+            dataset=self.dataset,
+            parts=[part1, part2],
+        )
+
+    def targeted(self) -> None:
+        k = min(self.pixels)
+        fg, bg = self.out[(self.role, FOREGROUND, k)], self.out[(self.role, BACKGROUND, k)]
+        claim = f"targeted {k}-pixel attacks succeed less often on the background than on the foreground"
+        if len(fg.targeted_index) == 0 or not np.array_equal(fg.targeted_index, bg.targeted_index):
+            self.book.not_tested(
+                claim_id=f"P2.{self.role}",
+                claim=f"{self.title}: {claim}",
+                quote=QUOTE_TARGETED,
+                section=SECTION,
+                dataset=self.dataset,
+                reason="no targeted runs on the same images in both regions",
+            )
+            return
+        est = mean_paired(100.0 * (fg.targeted_success - bg.targeted_success), self.alpha)
+        paper_fg = self.paper_value(self.role, "targeted", FOREGROUND, k)
+        paper_bg = self.paper_value(self.role, "targeted", BACKGROUND, k)
+        paper = None if paper_fg is None or paper_bg is None else round(paper_fg - paper_bg, 2)
+        self._claim(
+            "P2",
+            claim,
+            QUOTE_TARGETED,
+            SECTION,
+            "holds when the interval of foreground - background targeted "
+            "success (points, per image over its targets, paired bootstrap) lies above 0",
+            directional,
+            f"foreground minus background targeted success, {k} px",
+            est,
+            paper,
+            [
+                Quantity(
+                    f"{self.title} {r} {k}px targeted success",
+                    100.0 * float(o.targeted_success.mean()),
+                    "%",
+                    len(o.targeted_success),
+                    o.source,
+                )
+                for r, o in ((FOREGROUND, fg), (BACKGROUND, bg))
+            ],
+        )
+
+    def _fooled_in_both(self, a: RegionOutcomes, b: RegionOutcomes) -> np.ndarray:
+        return (a.success == 1) & (b.success == 1)
+
+    def generations(self) -> None:
+        k = min(self.pixels)
+        fg, bg = self.out[(self.role, FOREGROUND, k)], self.out[(self.role, BACKGROUND, k)]
+        both = self._fooled_in_both(fg, bg)
+        claim = f"a {k}-pixel background attack needs more generations than a foreground one"
+        if not both.any():
+            self.book.not_tested(
+                claim_id=f"P3.{self.role}",
+                claim=f"{self.title}: {claim}",
+                quote=QUOTE_GENERATIONS,
+                section=SECTION_GENERATIONS,
+                dataset=self.dataset,
+                reason="no image was fooled in both regions",
+            )
+            return
+        est = mean_difference_paired(bg.generations[both], fg.generations[both], self.alpha)
+        paper_fg = self.paper_generations(self.role, FOREGROUND, k)
+        paper_bg = self.paper_generations(self.role, BACKGROUND, k)
+        paper = None if paper_fg is None or paper_bg is None else round(paper_bg - paper_fg, 2)
+        self._claim(
+            "P3",
+            claim,
+            QUOTE_GENERATIONS,
+            SECTION_GENERATIONS,
+            "holds when the interval of background - "
+            "foreground generations, on the images fooled in both regions (paired bootstrap), lies above 0",
+            directional,
+            f"background minus foreground generations, {k} px",
+            est,
+            paper,
+            [
+                Quantity(
+                    f"{self.title} {r} {k}px mean generations (fooled in both)",
+                    float(o.generations[both].mean()),
+                    "generations",
+                    int(both.sum()),
+                    o.source,
+                )
+                for r, o in ((FOREGROUND, fg), (BACKGROUND, bg))
+            ],
+            note="the paper averages over all images each region fooled; we pair the images fooled in both",
+            unit="generations",
+        )
+
+    def confidence(self) -> None:
+        k = min(self.pixels)
+        margin = self.book.settings.confidence_margin
+        parts = []
+        whole = self.out[(self.role, ORIGINAL, k)]
+        for region in (FOREGROUND, BACKGROUND):
+            other = self.out[(self.role, region, k)]
+            both = self._fooled_in_both(whole, other)
+            claim = f"the {k}-pixel adversarial class's confidence on the {region} equals the whole image's"
+            if not both.any():
+                parts.append(
+                    self.book.not_tested(
+                        claim_id=f"P4.{region}.{self.role}",
+                        claim=f"{self.title}: {claim}",
+                        quote=QUOTE_CONFIDENCE,
+                        section=SECTION,
+                        dataset=self.dataset,
+                        reason=f"no image was fooled on both the {region} and the whole image",
+                    )
+                )
+                continue
+            est = mean_difference_paired(
+                100.0 * other.confidence[both], 100.0 * whole.confidence[both], self.alpha
+            )
+            p_region = self.paper_value(self.role, "confidence_u", region, k)
+            p_whole = self.paper_value(self.role, "confidence_u", ORIGINAL, k)
+            paper = None if p_region is None or p_whole is None else round(p_region - p_whole, 2)
+            parts.append(
+                self._claim(
+                    f"P4.{region}",
+                    claim,
+                    QUOTE_CONFIDENCE,
+                    SECTION,
+                    f"equivalence: holds when the interval of the "
+                    f"difference lies within ±{margin:g} points (params claims.confidence_margin)",
+                    partial(equivalent, margin=margin),
+                    f"{region} minus whole-image confidence, {k} px",
+                    est,
+                    paper,
+                    [],
+                )
+            )
+        self.book.composite(
+            claim_id=f"P4.{self.role}",
+            claim=f"{self.title}: confidence does not change with the region",
+            quote=QUOTE_CONFIDENCE,
+            section=SECTION,
+            dataset=self.dataset,
+            parts=parts,
+        )
