@@ -15,7 +15,7 @@ from stages.claims.build import ClaimBook
 from stages.claims.evidence import Evaluation, accuracy_difference, check_pair
 from stages.claims.record import ClaimRecord, Effect
 from stages.claims.settings import ClaimSettings, DatasetFacts
-from stages.claims.stats import Estimate, directional, relative_reduction_paired
+from stages.claims.stats import directional, relative_reduction_paired
 
 PAPER = "lat"
 TITLE = "LAT (Rothberg et al. 2019)"
@@ -75,20 +75,6 @@ class LatRow:
     ours: bool = False
 
 
-def _loss_effect(
-    base: Evaluation, new: Evaluation, settings: ClaimSettings, label: str, paper: float | None
-) -> tuple[Effect, Estimate, str, bool]:
-    """% less loss of ``new`` than ``base`` (paired), or, on summary-only evaluations, the
-    accuracy difference new - base in points as a proxy (unpaired). Returns the effect, the
-    estimate the outcome is decided on, a note, and whether the loss itself was tested."""
-    check_pair(base, new)
-    if base.losses is not None and new.losses is not None:
-        est = relative_reduction_paired(base.losses, new.losses, settings.alpha)
-        return Effect.of(f"{label}: % less loss", "%", est, paper), est, "", True
-    est = accuracy_difference(new, base, settings.alpha).scaled(100.0)
-    return Effect.of(f"{label}: accuracy difference (proxy)", "points", est), est, SUMMARY_ONLY, False
-
-
 def lat_claims(
     rows: list[LatRow],
     evals: Mapping[tuple[str, str], Evaluation],
@@ -100,8 +86,8 @@ def lat_claims(
         for role in ROLES:
             book.check_model(evals[(row.models[role], row.inputs["natural"])], facts[row.dataset].num_classes)
     for row in rows:
-        _lat_beats_natural(book, row, evals, settings)
-        _standard_trade_off(book, row, evals, settings)
+        _lat_beats_natural(book, row, evals)
+        _standard_trade_off(book, row, evals)
         _whitebox_drop(book, row, evals, settings)
     return book.records
 
@@ -111,50 +97,83 @@ def _paper_for(row: LatRow, table: Mapping[str, object]) -> object | None:
     return None if row.ours else table.get(row.dataset)
 
 
-def _lat_beats_natural(
-    book: ClaimBook, row: LatRow, evals: Mapping[tuple[str, str], Evaluation], settings: ClaimSettings
-) -> None:
-    nat, lat = row.models["natural"], row.models["background"]
+ROLE_WORDS = {"natural": "natural model", "standard": "standard model", "background": "LAT model"}
+
+
+def _versus_natural(
+    book: ClaimBook,
+    row: LatRow,
+    evals: Mapping[tuple[str, str], Evaluation],
+    *,
+    other: str,
+    kind: str,
+    less_loss: bool,
+    claim_id: str,
+    claim: str,
+    quote: str,
+    rule_text: str,
+    paper: float | None,
+) -> ClaimRecord:
+    """The ``other`` role's model against the natural model on one input kind. The paper's
+    effects are relative to the natural model's loss: "% less loss" (``less_loss``) or "% more
+    loss"; with per-image losses we measure the same, paired. Summary-only evaluations have no
+    interval for a mean loss, so there the direction is decided on accuracy instead (unpaired),
+    and the paper's loss effect is not compared."""
+    settings = book.settings
+    attack = row.inputs[kind]
+    nat, oth = evals[(row.models["natural"], attack)], evals[(row.models[other], attack)]
+    check_pair(nat, oth)
+    words = f"{ROLE_WORDS[other]} vs natural model on {INPUT_WORDS[kind]}"
+    if nat.losses is not None and oth.losses is not None:
+        est = relative_reduction_paired(nat.losses, oth.losses, settings.alpha)
+        est = est if less_loss else est.negated()
+        effect = Effect.of(f"{words}: % {'less' if less_loss else 'more'} loss", "%", est, paper)
+        quantities = [nat.loss_quantity(f"natural model loss ({attack})")]
+        quantities.append(oth.loss_quantity(f"{ROLE_WORDS[other]} loss ({attack})"))
+        note = ""
+    else:
+        est = accuracy_difference(oth, nat, settings.alpha).scaled(100.0)
+        est = est if less_loss else est.negated()
+        sign = "minus" if less_loss else "below"
+        effect = Effect.of(f"{words}: accuracy, {ROLE_WORDS[other]} {sign} natural (proxy)", "points", est)
+        quantities = [nat.quantity(f"natural model accuracy ({attack})", settings.alpha)]
+        quantities.append(oth.quantity(f"{ROLE_WORDS[other]} accuracy ({attack})", settings.alpha))
+        note = SUMMARY_ONLY
+    return book.effect_claim(
+        claim_id=claim_id,
+        claim=claim,
+        quote=quote,
+        section=SECTION_RESULTS,
+        dataset=row.key,
+        rule_text=rule_text,
+        rule=directional,
+        effect=effect,
+        estimate=est,
+        quantities=quantities,
+        models=[row.models["natural"], row.models[other]],
+        ours=row.ours,
+        note=note,
+    )
+
+
+def _lat_beats_natural(book: ClaimBook, row: LatRow, evals: Mapping[tuple[str, str], Evaluation]) -> None:
     paper = _paper_for(row, PAPER_LAT_REDUCTION)
-    parts: list[ClaimRecord] = []
-    for kind in INPUTS:
-        attack = row.inputs[kind]
-        base, new = evals[(nat, attack)], evals[(lat, attack)]
-        effect, est, note, on_loss = _loss_effect(
-            base,
-            new,
-            settings,
-            f"LAT vs natural model on {INPUT_WORDS[kind]}",
-            paper[kind] if isinstance(paper, dict) else None,
+    parts = [
+        _versus_natural(
+            book,
+            row,
+            evals,
+            other="background",
+            kind=kind,
+            less_loss=True,
+            claim_id=f"{row.key}.L1.{kind}",
+            claim=f"LAT model beats the natural model on {INPUT_WORDS[kind]}",
+            quote=QUOTE_LAT,
+            rule_text="holds when the interval of the LAT model's advantage lies above 0",
+            paper=paper[kind] if isinstance(paper, dict) else None,
         )
-        quantities = (
-            [
-                base.loss_quantity(f"natural model loss ({attack})"),
-                new.loss_quantity(f"LAT model loss ({attack})"),
-            ]
-            if on_loss
-            else [
-                base.quantity(f"natural model accuracy ({attack})", settings.alpha),
-                new.quantity(f"LAT model accuracy ({attack})", settings.alpha),
-            ]
-        )
-        parts.append(
-            book.effect_claim(
-                claim_id=f"{row.key}.L1.{kind}",
-                claim=f"LAT model beats the natural model on {INPUT_WORDS[kind]}",
-                quote=QUOTE_LAT,
-                section=SECTION_RESULTS,
-                dataset=row.key,
-                rule_text="holds when the interval of the LAT model's advantage lies above 0",
-                rule=directional,
-                effect=effect,
-                estimate=est,
-                quantities=quantities,
-                models=[nat, lat],
-                ours=row.ours,
-                note=note,
-            )
-        )
+        for kind in INPUTS
+    ]
     book.composite(
         claim_id=f"{row.key}.L1",
         claim="LAT model beats the natural model on natural and adversarial inputs",
@@ -166,83 +185,34 @@ def _lat_beats_natural(
     )
 
 
-def _standard_trade_off(
-    book: ClaimBook, row: LatRow, evals: Mapping[tuple[str, str], Evaluation], settings: ClaimSettings
-) -> None:
-    nat, std = row.models["natural"], row.models["standard"]
+def _standard_trade_off(book: ClaimBook, row: LatRow, evals: Mapping[tuple[str, str], Evaluation]) -> None:
     paper = _paper_for(row, PAPER_TRADE)
     cost_paper, gain_paper = paper if isinstance(paper, tuple) else (None, None)
-    parts: list[ClaimRecord] = []
-    # The natural-input cost: the standard model's loss is higher than the natural model's.
-    natural = row.inputs["natural"]
-    base, new = evals[(nat, natural)], evals[(std, natural)]
-    check_pair(base, new)
-    note = ""
-    if base.losses is not None and new.losses is not None:
-        # % more loss = (std - nat) / nat, the negative of the standard model's "% less loss".
-        est = relative_reduction_paired(base.losses, new.losses, settings.alpha).negated()
-        effect = Effect.of("standard vs natural model on natural inputs: % more loss", "%", est, cost_paper)
-        quantities = [
-            base.loss_quantity(f"natural model loss ({natural})"),
-            new.loss_quantity(f"standard model loss ({natural})"),
-        ]
-    else:
-        est = accuracy_difference(base, new, settings.alpha).scaled(100.0)
-        effect = Effect.of("natural minus standard model accuracy on natural inputs (proxy)", "points", est)
-        quantities = [
-            base.quantity(f"natural model accuracy ({natural})", settings.alpha),
-            new.quantity(f"standard model accuracy ({natural})", settings.alpha),
-        ]
-        note = SUMMARY_ONLY
-    parts.append(
-        book.effect_claim(
-            claim_id=f"{row.key}.L2.cost",
-            claim="standard AT costs natural performance",
-            quote=QUOTE_TRADE,
-            section=SECTION_RESULTS,
-            dataset=row.key,
-            rule_text="holds when the interval of the standard model's natural-input cost lies above 0",
-            rule=directional,
-            effect=effect,
-            estimate=est,
-            quantities=quantities,
-            models=[nat, std],
-            ours=row.ours,
-            note=note,
-        )
+    cost = _versus_natural(
+        book,
+        row,
+        evals,
+        other="standard",
+        kind="natural",
+        less_loss=False,
+        claim_id=f"{row.key}.L2.cost",
+        claim="standard AT costs natural performance",
+        quote=QUOTE_TRADE,
+        rule_text="holds when the interval of the standard model's natural-input cost lies above 0",
+        paper=cost_paper,
     )
-    attack = row.inputs["standard_attack"]
-    base, new = evals[(nat, attack)], evals[(std, attack)]
-    effect, est, note, on_loss = _loss_effect(
-        base, new, settings, "standard vs natural model under the standard attack", gain_paper
-    )
-    quantities = (
-        [
-            base.loss_quantity(f"natural model loss ({attack})"),
-            new.loss_quantity(f"standard model loss ({attack})"),
-        ]
-        if on_loss
-        else [
-            base.quantity(f"natural model accuracy ({attack})", settings.alpha),
-            new.quantity(f"standard model accuracy ({attack})", settings.alpha),
-        ]
-    )
-    parts.append(
-        book.effect_claim(
-            claim_id=f"{row.key}.L2.robustness",
-            claim="standard AT lowers the loss under the standard attack",
-            quote=QUOTE_TRADE,
-            section=SECTION_RESULTS,
-            dataset=row.key,
-            rule_text="holds when the interval of the standard model's advantage under attack lies above 0",
-            rule=directional,
-            effect=effect,
-            estimate=est,
-            quantities=quantities,
-            models=[nat, std],
-            ours=row.ours,
-            note=note,
-        )
+    gain = _versus_natural(
+        book,
+        row,
+        evals,
+        other="standard",
+        kind="standard_attack",
+        less_loss=True,
+        claim_id=f"{row.key}.L2.robustness",
+        claim="standard AT lowers the loss under the standard attack",
+        quote=QUOTE_TRADE,
+        rule_text="holds when the interval of the standard model's advantage under attack lies above 0",
+        paper=gain_paper,
     )
     book.composite(
         claim_id=f"{row.key}.L2",
@@ -250,7 +220,7 @@ def _standard_trade_off(
         quote=QUOTE_TRADE,
         section=SECTION_RESULTS,
         dataset=row.key,
-        parts=parts,
+        parts=[cost, gain],
         ours=row.ours,
     )
 
