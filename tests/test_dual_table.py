@@ -626,7 +626,13 @@ def test_figures_plot_data_and_claims(tmp_path: Path, spec: dict[str, Any], para
         eval_path(tmp_path / "evals", "ds_a_at_dual", spec["inputs"]["dual"])
     )
     assert by_id["ds_a.D1"].effect is not None and by_id["ds_a.D1"].effect.paired
-    assert {c.dataset for c in claims.claims} == set(DATASETS)
+    # D9 (JSMA) and D10 (STL-10, ImageNet-10) need what Backdrop lacks: not tested, on no dataset of ours.
+    untestable = {c.claim_id: c for c in claims.claims if c.claim_id in ("D9", "D10")}
+    assert (
+        all(c.outcome == Outcome.NOT_TESTED and c.reason for c in untestable.values())
+        and len(untestable) == 2
+    )
+    assert {c.dataset for c in claims.claims if c.claim_id not in untestable} == set(DATASETS)
 
     md = out.with_suffix(".md").read_text(encoding="utf-8")
     assert md.startswith("# Dual-perturbation attacks") and "Scale: **tiny**" in md
@@ -668,7 +674,7 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert sorted(p.stem for p in figures.glob("*.png")) == sorted(spec["datasets"])
     assert len(list(plots.glob("*.csv"))) >= len(spec["datasets"]) * len(spec["sweeps"])
     records = read_claims(claims).claims
-    assert {r.dataset for r in records} == set(spec["datasets"])
+    assert {r.dataset for r in records if r.claim_id not in ("D9", "D10")} == set(spec["datasets"])
     assert all(f"{ds}.D1" in {r.claim_id for r in records} for ds in spec["datasets"])
 
 

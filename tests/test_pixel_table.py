@@ -556,8 +556,10 @@ def test_figures_say_no_data_without_evaluations(tmp_path: Path) -> None:
     everything = ", ".join(f"{r} {k}px" for k in PIXELS for r in REGIONS)
     for role, model in ROLES.items():
         assert claims[f"P1.{role}"].reason == f"`{model}` has no evaluation for {everything}"
-    assert set(claims) == {"P1", *(f"P1.{role}" for role in ROLES)}
+    # P5 (ImageNet) needs data we cannot have: never tested, whatever the evaluations.
+    assert set(claims) == {"P1", "P5", *(f"P1.{role}" for role in ROLES)}
     assert all(c.outcome == Outcome.NOT_TESTED for c in claims.values())
+    assert "ImageNet" in claims["P5"].reason and claims["P5"].dataset == "imagenet"
     assert_pngs(figures)
 
 
@@ -618,8 +620,9 @@ def test_cli_with_the_real_params(tmp_path: Path) -> None:
     assert cell(frame, "vgg16", "original", 1)["paper_untargeted1"] == pytest.approx(43.40)
     records = read_records(claims)
     assert read_claims(claims).scale == "tiny"
-    assert set(records) == {"P1", "P1.allconv", "P1.nin", "P1.vgg16"}
-    assert all(r.outcome == Outcome.NOT_TESTED and r.dataset == "cifar10_grabcut" for r in records.values())
+    assert set(records) == {"P1", "P1.allconv", "P1.nin", "P1.vgg16", "P5"}
+    assert all(r.outcome == Outcome.NOT_TESTED for r in records.values())
+    assert {r.dataset for r in records.values()} == {"cifar10_grabcut", "imagenet"}
     md = out.with_suffix(".md").read_text(encoding="utf-8")
     assert bullet(records["P1"]) in md and "**not tested**" in md
     assert_pngs(figures)

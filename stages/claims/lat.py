@@ -42,6 +42,7 @@ QUOTE_WHITEBOX = (
     "a whitebox version of this attack against an MNIST classifier, bringing its accuracy from 99.19% to "
     "0.08%, and against a CIFAR-10 model, bringing its accuracy from 95.17% to 59.26%"
 )
+QUOTE_INCEPTION = "We run this attack against Inception v3 on nine images, bringing its accuracy to 0.00%"
 SECTION_RESULTS = "Rothberg et al. 2019, §5.1"
 SECTION_CONTRIBUTIONS = "Rothberg et al. 2019, §1.1"
 
@@ -89,6 +90,15 @@ def lat_claims(
         _lat_beats_natural(book, row, evals)
         _standard_trade_off(book, row, evals)
         _whitebox_drop(book, row, evals, settings)
+    book.not_tested(
+        claim_id="imagenet.L4",
+        claim="a background-only attack takes Inception-v3's accuracy on nine ImageNet images to 0 %",
+        quote=QUOTE_INCEPTION,
+        section="Rothberg et al. 2019, §1.1 and §4",
+        dataset="imagenet",
+        reason="needs pretrained Inception-v3 and MobileNet weights and ImageNet images, which cannot be "
+        "downloaded here",
+    )
     return book.records
 
 
