@@ -92,13 +92,13 @@ class ClaimBook:
     ) -> ClaimRecord:
         """A claim that holds only when every part does (see stats.combine)."""
         outcome = combine([p.outcome for p in parts])
-        pending = [p.claim_id for p in parts if p.outcome != Outcome.HOLDS]
+        pending = [p for p in parts if p.outcome != Outcome.HOLDS]
         why = (
-            f"parts not holding: {', '.join(f'{p} ({o})' for p, o in _outcomes(parts, pending))}"
+            "parts not holding: " + ", ".join(f"{p.claim_id} ({p.outcome})" for p in pending)
             if pending
             else ""
         )
-        degenerate = sorted({r for p in parts if p.outcome == Outcome.DEGENERATE for r in [p.reason]})
+        degenerate = sorted({p.reason for p in parts if p.outcome == Outcome.DEGENERATE})
         reason = "; ".join(x for x in (why, *degenerate) if x)
         return self.add(
             ClaimRecord(
@@ -143,8 +143,3 @@ class ClaimBook:
                 ours=ours,
             )
         )
-
-
-def _outcomes(parts: Sequence[ClaimRecord], ids: Sequence[str]) -> list[tuple[str, str]]:
-    by_id = {p.claim_id: p for p in parts}
-    return [(i, str(by_id[i].outcome)) for i in ids]
