@@ -244,7 +244,7 @@ def _whitebox_drop(
     nat = row.models["natural"]
     clean, attacked = evals[(nat, row.inputs["natural"])], evals[(nat, row.inputs["background_attack"])]
     paper = _paper_for(row, PAPER_WHITEBOX)
-    drop = paper[0] - paper[1] if isinstance(paper, tuple) else None
+    drop = round(paper[0] - paper[1], 2) if isinstance(paper, tuple) else None
     est = accuracy_difference(clean, attacked, settings.alpha).scaled(100.0)
     note = "" if clean.paired else "unpaired: these evaluations keep only summary counts"
     book.effect_claim(
