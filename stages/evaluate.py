@@ -5,7 +5,9 @@
         --out results/evals/mnist_lat/lat_background.json
 
 The output holds accuracy and mean cross-entropy on the dataset's first `test_samples` test
-images; timings go to a ``.throughput.json`` beside it.
+images, and per image (``per_image``: whether it was right, its loss and prediction, a digest of
+the images' ids; for dual attacks its foreground scores) so that claims can be paired tests
+(stages/claims); timings go to a ``.throughput.json`` beside it.
 """
 
 from __future__ import annotations
