@@ -39,7 +39,14 @@ def test_rows_are_the_models_evaluated_on_the_dataset(raw: dict) -> None:
     assert sorted(every_row) == sorted(raw["models"]), "each model is a row of exactly one matrix"
     # Wang et al.'s CIFAR-10 models are attacked on the GrabCut images, the LAT ones on CIFAR-10.
     assert "cifar10_vgg16" in by_dataset["cifar10_grabcut"].models
-    assert by_dataset["cifar10"].models == ("cifar10_natural", "cifar10_standard", "cifar10_lat")
+    # The LAT models of the paper's eps 0.3, then our eps 8/255 extension (tables.lat.extensions).
+    assert by_dataset["cifar10"].models == (
+        "cifar10_natural",
+        "cifar10_standard",
+        "cifar10_lat",
+        "cifar10_standard_eps8",
+        "cifar10_lat_eps8",
+    )
 
 
 def test_columns_follow_the_scale(raw: dict) -> None:
