@@ -117,7 +117,7 @@ def attention_claims(
                     b.quantity(f"{ROWS[worse]} {inputs[kind]}", settings.alpha),
                 ],
                 models=[roles[better], roles[worse]],
-                note="" if a.paired else "unpaired: these evaluations keep only summary counts",
+                note=a.pairing_note,
             )
 
         above = "holds when the difference's interval lies above 0"

@@ -176,7 +176,7 @@ class _DatasetClaims:
                 b.quantity(f"AT-PGD {attack}", self.settings.alpha),
             ],
             models=[self.roles["at_dual"], self.roles["at_pgd"]],
-            note="" if a.paired else "unpaired: these evaluations keep only summary counts",
+            note=a.pairing_note,
         )
 
     def _sweep(self, norm: str, dual: bool, parameter: str) -> SweepAxis | None:
@@ -506,7 +506,7 @@ class _DatasetClaims:
                             b.quantity(f"{name} {zero}", self.settings.alpha),
                         ],
                         models=[self.roles[role]],
-                        note="" if a.paired else "unpaired: these evaluations keep only summary counts",
+                        note=a.pairing_note,
                     )
                 )
         self.book.composite(

@@ -52,6 +52,11 @@ class Evaluation:
         return self.correct is not None
 
     @property
+    def pairing_note(self) -> str:
+        """What a claim's record says when this evaluation could only be compared unpaired."""
+        return "" if self.paired else "unpaired: these evaluations keep only summary counts"
+
+    @property
     def k(self) -> int:
         """Correct images: exact from per-image data, else from the summary accuracy."""
         if self.correct is not None:

@@ -246,7 +246,7 @@ def _whitebox_drop(
     paper = _paper_for(row, PAPER_WHITEBOX)
     drop = round(paper[0] - paper[1], 2) if isinstance(paper, tuple) else None
     est = accuracy_difference(clean, attacked, settings.alpha).scaled(100.0)
-    note = "" if clean.paired else "unpaired: these evaluations keep only summary counts"
+    note = clean.pairing_note
     book.effect_claim(
         claim_id=f"{row.key}.L3",
         claim="the white-box background attack lowers a natural model's accuracy",
