@@ -38,6 +38,7 @@ def main() -> None:
     recipe = spec.training
     changes = {
         "epochs": args.epochs,
+        "steps": None,  # the probe runs whole epochs, even of a steps recipe
         "lr": args.lr if args.lr is not None else recipe.lr,
         "optimizer": args.optimizer or recipe.optimizer,
         "eps_ramp_epochs": recipe.eps_ramp_epochs if args.eps_ramp_epochs is None else args.eps_ramp_epochs,

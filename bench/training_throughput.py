@@ -44,8 +44,9 @@ GPU's utilisation, without it that column is n/a):
   speed-ups > 1) combined, measured again beside a baseline of its own. K = 10 is the l_inf
   PGD of Vaishnavi et al. (§Experiments: 10 steps, eps 8/255, step 2/255; params.yaml
   ``am_pgd``); the projection rescales to each model's own K.
-* ``projection``: every model of params.yaml at the paper scale (replicas included): epochs x
-  training images x seconds per image, seconds per image = natural pass + K x attack step,
+* ``projection``: every model of params.yaml at the paper scale (replicas included): images
+  trained on (epochs x training images, or steps x batch for a steps recipe) x seconds per
+  image, seconds per image = natural pass + K x attack step,
   from the measured rates (attack step = (1/AT rate - 1/natural rate) / K). An architecture,
   width or input size that was not measured is scaled from a measured one by forward
   multiply-adds (same family first, else the nearest in size), and says so. Evaluations
@@ -288,7 +289,7 @@ def parse_pairs(text: str) -> dict[str, list[str]]:
 
 
 def one_epoch(spec: ModelSpec) -> ModelSpec:
-    return dataclasses.replace(spec, training=dataclasses.replace(spec.training, epochs=1))
+    return dataclasses.replace(spec, training=dataclasses.replace(spec.training, epochs=1, steps=None))
 
 
 @dataclass
@@ -828,14 +829,15 @@ def project(args: argparse.Namespace, variants: dict[str, Any], device_label: st
         costs, basis = model.costs(spec.arch, spec.dataset)
         k = spec.train_attack.steps if spec.adversarial else 0
         n = split_size(spec.dataset, "train")
-        hours = {v: spec.training.epochs * n * (c.train + k * c.attack_step) / 3600 for v, c in costs.items()}
+        images = spec.training.images_seen(n)  # a steps recipe's last epoch is partial
+        hours = {v: images * (c.train + k * c.attack_step) / 3600 for v, c in costs.items()}
         best, best_hours = cheapest(hours)
         rows.append(
             {
                 "model": name,
                 "arch": spec.arch.name,
                 "dataset": spec.dataset.name,
-                "epochs": spec.training.epochs,
+                "epochs": spec.training.total_epochs(n),
                 "train_images": n,
                 "k": k,
                 "basis": basis,

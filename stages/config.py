@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -133,6 +134,7 @@ def _check_references(params: dict[str, Any], source: str) -> None:
         for pair in ((m, a) for m in g["models"] for a in g["attacks"])
     }
     problems += _check_matrix(params)
+    problems += _check_training_lengths(params)
     # Tables laid out as datasets -> {role: model} x inputs -> {column: attack}.
     for table, spec in params["tables"].items():
         for ds, roles in spec["datasets"].items():
@@ -146,6 +148,7 @@ def _check_references(params: dict[str, Any], source: str) -> None:
                             f"tables.{table}.datasets.{ds}.{role}: model {model!r} is not evaluated "
                             f"under {column} attack {attack!r}; add both to one evaluation.groups entry"
                         )
+    problems += _check_table_searches(params, evaluated)
     # Sweeps (tables.dual_perturbation): every curve point evaluated for every model.
     for table, spec in params["tables"].items():
         for sweep, curve in spec.get("sweeps", {}).items():
@@ -167,6 +170,58 @@ def _check_references(params: dict[str, Any], source: str) -> None:
                             )
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+def _check_training_lengths(params: dict[str, Any]) -> list[str]:
+    """Every recipe gives exactly one length, epochs or steps, at every scale (not only the
+    active one, so a recipe is whole before any job starts)."""
+    problems: list[str] = []
+    for name, recipe in params["training"].items():
+        for scale in SCALES:
+            given = {key: resolve_scaled(recipe.get(key), scale) for key in ("epochs", "steps")}
+            if (given["epochs"] is None) != (given["steps"] is None):
+                continue
+            if given["epochs"] is None:
+                problems.append(
+                    f"training.{name}: neither epochs nor steps at scale {scale!r}; give one: "
+                    f"epochs (passes over the training split) or steps (optimizer steps), a positive "
+                    f"integer or {{tiny: .., reduced: .., paper: ..}} with null where the other applies"
+                )
+            else:
+                problems.append(
+                    f"training.{name}: both epochs ({given['epochs']}) and steps ({given['steps']}) at "
+                    f"scale {scale!r}; give exactly one, and null the other at that scale"
+                )
+    return problems
+
+
+def _check_table_searches(params: dict[str, Any], evaluated: set[tuple[str, str]]) -> list[str]:
+    """``tables.<table>.searches`` (the pixel-space report's comparison of DE searches, ours):
+    each column a kind de attack run with the search it is listed under, evaluated for every
+    model of the table, so the comparison never mixes searches."""
+    problems: list[str] = []
+    for table, spec in params["tables"].items():
+        for search, columns in (spec.get("searches") or {}).items():
+            for column, attack in columns.items():
+                where = f"tables.{table}.searches.{search}.{column}"
+                entry = params["attacks"].get(attack)
+                if entry is None:
+                    problems.append(f"{where}: unknown attack {attack!r}")
+                    continue
+                ran = entry.get("search", AttackSpec.search) if entry["kind"] == "de" else None
+                if ran != search:
+                    problems.append(
+                        f"{where}: attack {attack!r} does not run the {search!r} search (kind "
+                        f"{entry['kind']}, search {ran}); list it under its own search"
+                    )
+                for roles in spec["datasets"].values():
+                    for model in roles.values():
+                        if model in params["models"] and (model, attack) not in evaluated:
+                            problems.append(
+                                f"{where}: model {model!r} is not evaluated under {attack!r}; add "
+                                f"both to one evaluation.groups entry"
+                            )
+    return problems
 
 
 def group_datasets(params: dict[str, Any]) -> dict[str, str]:
@@ -290,7 +345,8 @@ class AttackSpec:
     dual-perturbation attack) uses the ``*_foreground``/``*_background`` budgets and steps,
     ``salience_weight`` (λ), the ``salience`` model and where its ``foreground`` comes from;
     ``kind: de`` (Wang et al.'s few-pixel differential evolution, evaluation only) uses
-    ``region``, ``pixels`` and the DE settings, on the first ``images`` test images, the first
+    ``region``, ``pixels``, the ``search`` and the DE settings, on the first ``images`` test
+    images (``attacked``: all of them or the correctly classified ones), the first
     ``targeted_images`` of the attacked ones also towards every other class; ``kind:
     autoattack`` (the strong reference of a robustness-matrix column, evaluation only) runs the
     ``ensemble`` at ``norm``/``eps`` with ``steps``, ``n_queries`` and ``target_classes``.
@@ -318,7 +374,12 @@ class AttackSpec:
     max_generations: int = 100
     mutation: tuple[float, float] = (0.5, 1.0)
     crossover_rate: float = 0.7
-    strategy: Literal["best1", "rand1"] = "best1"
+    strategy: Literal["best1", "rand1"] = "rand1"
+    # Wang et al.'s §III-D composite search vs ours (stages/attacks/differential_evolution.py);
+    # `attacked`: every image with y = the model's clean prediction (the paper, §III-A and
+    # §IV-B) or only the correctly classified ones with their true labels (ours).
+    search: Literal["composite", "indexed"] = "composite"
+    attacked: Literal["all", "correct"] = "all"
     init: Literal["latin_hypercube", "random"] = "latin_hypercube"
     color_levels: int | None = 256
     images: int | None = None  # None: every evaluated image
@@ -360,16 +421,55 @@ class AugmentSpec:
 
 @dataclass(frozen=True)
 class TrainingSpec:
+    """A training recipe. Its length is exactly one of ``epochs`` (passes over the training
+    split) or ``steps`` (optimizer steps, as Rothberg et al. 2019, §5 give it: 100,000); a
+    steps recipe spans ceil(steps / steps_per_epoch) epochs, the last one partial."""
+
     name: str
     optimizer: Literal["adam", "sgd"]
     lr: float
     batch_size: int
-    epochs: int
+    epochs: int | None = None
+    steps: int | None = None
     momentum: float = 0.9
     weight_decay: float = 0.0
     eps_ramp_epochs: int = 0
     lr_schedule: Literal["constant", "cosine"] = "constant"
     augment: AugmentSpec = AugmentSpec()
+
+    def __post_init__(self) -> None:
+        if (self.epochs is None) == (self.steps is None):
+            given = "both" if self.epochs is not None else "neither"
+            raise ConfigError(
+                f"training.{self.name}: gives {given} of epochs and steps; give exactly one, "
+                f"epochs (passes over the training split) or steps (optimizer steps)"
+            )
+        length = self.epochs if self.epochs is not None else self.steps
+        if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+            key = "epochs" if self.epochs is not None else "steps"
+            raise ConfigError(f"training.{self.name}.{key}: {length!r}; give a positive integer")
+
+    def steps_per_epoch(self, n: int) -> int:
+        """Optimizer steps in one full pass over ``n`` images (the last batch may be short)."""
+        return math.ceil(n / self.batch_size)
+
+    def total_steps(self, n: int) -> int:
+        """Optimizer steps of the whole run on ``n`` training images."""
+        if self.steps is not None:
+            return self.steps
+        assert self.epochs is not None  # exactly one is set (__post_init__)
+        return self.epochs * self.steps_per_epoch(n)
+
+    def total_epochs(self, n: int) -> int:
+        """Epochs the run spans on ``n`` images; a steps recipe's last epoch may be partial."""
+        if self.epochs is not None:
+            return self.epochs
+        return math.ceil(self.total_steps(n) / self.steps_per_epoch(n))
+
+    def images_seen(self, n: int) -> int:
+        """Training images the run passes through (counting repeats): what its cost scales with."""
+        full, rest = divmod(self.total_steps(n), self.steps_per_epoch(n))
+        return full * n + min(rest * self.batch_size, n)
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,13 @@ Examples", ICLR 2021 submission, §5.2-5.4) from the evaluations that params.yam
 
     python -m stages.dual_table --params params.yaml --scale reduced --evals results/evals \
         --datasets results/datasets --claims results/claims/dual_perturbation.json \
+        --salience results/metrics/salience_quality.json \
         --out results/tables/dual_perturbation --figures results/figures/dual_perturbation \
         --plots results/plots/dual_perturbation
 
 Writes ``dual_perturbation.csv`` (the main table), ``dual_perturbation.md`` (main table, the
-paper's claims with our verdicts, every sweep), the claim records (stages/claims/dual_perturbation.py),
+paper's claims with our verdicts, the salience models' agreement with the masks from
+``--salience``, every sweep), the claim records (stages/claims/dual_perturbation.py),
 ``<figures>/<dataset>.png`` (the curves of the
 paper's Figs. 3-5) and ``<plots>/<dataset>__<sweep>[__foreground_score].csv`` for ``dvc plots``.
 """
@@ -36,6 +38,7 @@ def main(args: argparse.Namespace) -> None:
         params.scale,
         datasets_dir=Path(args.datasets),
         claims_path=Path(args.claims),
+        salience_path=Path(args.salience),
     )
 
 
@@ -45,6 +48,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", required=True, help="the dataset statistics folder (results/datasets)")
     p.add_argument(
         "--claims", required=True, help="the claim records (results/claims/dual_perturbation.json)"
+    )
+    p.add_argument(
+        "--salience",
+        required=True,
+        help="the salience models' agreement with the masks (results/metrics/salience_quality.json)",
     )
     p.add_argument(
         "--out", required=True, help="output path without suffix (results/tables/dual_perturbation)"

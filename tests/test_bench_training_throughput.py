@@ -116,7 +116,7 @@ def test_projection_covers_every_paper_model_and_adds_up(record: dict[str, Any])
     assert [r["model"] for r in rows] == paper.model_names()
     for row in rows:
         spec = paper.model(row["model"])
-        assert row["epochs"] == spec.training.epochs
+        assert row["epochs"] == spec.training.total_epochs(row["train_images"])
         assert row["k"] == (spec.train_attack.steps if spec.adversarial else 0)
         assert positive(row["train_images"])
         assert positive(row["hours"]) and positive(row["hours_best_variant"])

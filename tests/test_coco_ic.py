@@ -16,8 +16,16 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from stages.data.coco_ic import SEGMENT6_CLASSES, CocoIcConfig, build_coco_ic, segment6_config
+from stages.config import Params
+from stages.data.coco_ic import (
+    PAPER_TEST_FRACTION,
+    SEGMENT6_CLASSES,
+    CocoIcConfig,
+    build_coco_ic,
+    segment6_config,
+)
 from stages.data.synthetic import COCO_CATEGORIES, write_synthetic_mirror
+from stages.report.dataset_table import PAPER_COCO_IC_COUNTS
 from stages.utils.errors import ConfigError, DataError
 
 CAT_ID = {name: cid for cid, name, _ in COCO_CATEGORIES}
@@ -118,7 +126,7 @@ def sample(split, ann_index: int) -> int:
     return hits[0]
 
 
-def test_other_objects_blacked_out_own_pixels_kept(tmp_path: Path) -> None:
+def test_keep_inside_own_mask_blacks_out_others_but_never_own_pixels(tmp_path: Path) -> None:
     img = Img(1, 128, 96)
     car = rect(img, 32, 32, 64, 64)  # 32 px square: crop 32 -> 32, no resampling
     chair = rect(img, 50, 40, 90, 80) & ~car  # behind the car, bright, overlaps its crop
@@ -129,7 +137,7 @@ def test_other_objects_blacked_out_own_pixels_kept(tmp_path: Path) -> None:
         Obj("person", crowd, OTHER, iscrowd=1),
     ]
     write_coco(tmp_path, {"train": [img]})
-    splits, stats = build(tmp_path, classes=("car", "chair"))
+    splits, stats = build(tmp_path, classes=("car", "chair"), overlaps="keep_inside_own_mask")
     train = splits["train"]
     c = sample(train, 2)
     image, mask = train.images[c].astype(int), train.masks[c]
@@ -147,6 +155,106 @@ def test_other_objects_blacked_out_own_pixels_kept(tmp_path: Path) -> None:
     assert (train.images[k][fully_car] == 0).all()
     assert not train.masks[k][fully_car].any()
     assert stats["splits"]["train"]["drops"]["crowd"] == 1
+
+
+def overlap_scene(tmp_path: Path) -> tuple[Img, dict[str, np.ndarray]]:
+    """A dining table (32 px square: a 1:1 crop) under a pizza and a cup, in front of a
+    larger chair, with a crowd region over its corner. COCO outlines the table around what
+    stands on it, so the table's mask contains the pizza's."""
+    img = Img(1, 128, 96)
+    m = {
+        "chair": rect(img, 10, 10, 100, 80),
+        "table": rect(img, 32, 32, 64, 64),
+        "pizza": rect(img, 40, 40, 52, 52),
+        "cup": rect(img, 58, 20, 70, 40),
+        "crowd": rect(img, 28, 56, 38, 66),
+    }
+    img.objects = [
+        Obj("chair", m["chair"], 120),
+        Obj("dining table", m["table"]),
+        Obj("pizza", m["pizza"], OTHER),
+        Obj("cup", m["cup"], 220),
+        Obj("person", m["crowd"], 90, iscrowd=1),
+    ]
+    write_coco(tmp_path, {"train": [img]})
+    return img, m
+
+
+def test_paper_rule_leaves_no_pixel_of_another_object_in_a_crop(tmp_path: Path) -> None:
+    _, m = overlap_scene(tmp_path)
+    classes = ("dining table", "pizza", "cup", "chair")
+    splits, stats = build(tmp_path, classes=classes)  # the default: overlaps=black_out_front
+    train = splits["train"]
+    k = sample(train, 2)  # the table; its window is x 32..63, y 32..63 at 1:1 scale
+    window = (slice(32, 64), slice(32, 64))
+    own = m["table"][window]
+    # The smaller objects are in front; the larger chair is behind the table.
+    front = (m["pizza"] | m["cup"] | m["crowd"])[window] & own
+    other = (m["chair"] | m["pizza"] | m["cup"] | m["crowd"])[window] & ~(own & ~front)
+    assert front.sum() > 0 and (other & ~front).sum() == 0  # the chair shows only behind
+    image, mask = train.images[k].astype(int), train.masks[k]
+    assert (image[other] == 0).all(), "a pixel of another object is left in the crop"
+    assert not mask[other].any() and mask[own & ~front].all()
+    assert np.abs(image[own & ~front] - OBJ).max() <= 3
+    # The chair's crop: the table and everything on it are in front of the chair.
+    chair = train.images[sample(train, 1)]
+    assert chair.shape == (32, 32, 3) and stats["overlaps"] == "black_out_front"
+    overlap = stats["splits"]["train"]["overlap"]
+    table = overlap["per_class"]["dining table"]
+    assert table["crops_with_front_objects"] == 1 and table["crops_heavily_covered"] == 1
+    assert table["output_mask_pixels_removed"] == int(front.sum())
+    assert table["front_share_of_mask_pixels"] == pytest.approx(front.sum() / own.sum(), abs=1e-6)
+    assert overlap["per_class"]["pizza"]["crops_with_front_objects"] == 0
+    assert overlap["crops_with_front_objects"] == 2  # the table, and the chair under all of them
+
+
+def test_keep_rule_keeps_front_objects_inside_the_mask_and_reports_them(tmp_path: Path) -> None:
+    _, m = overlap_scene(tmp_path)
+    splits, stats = build(tmp_path, classes=("dining table",), overlaps="keep_inside_own_mask")
+    train = splits["train"]
+    image, mask = train.images[0].astype(int), train.masks[0]
+    window = (slice(32, 64), slice(32, 64))
+    pizza = m["pizza"][window]
+    assert mask.all() and np.abs(image[pizza] - OTHER).max() <= 3  # the pizza stays
+    assert (image[(m["chair"] & ~m["table"])[window]] == 0).all()  # others outside still go
+    overlap = stats["splits"]["train"]["overlap"]
+    assert overlap["crops_with_front_objects"] == 1 and overlap["output_mask_pixels_removed"] == 0
+    assert stats["overlaps"] == "keep_inside_own_mask"
+
+
+def test_an_object_hidden_by_front_objects_is_dropped_and_counted(tmp_path: Path) -> None:
+    img = Img(1, 96, 64)
+    table = rect(img, 16, 16, 48, 48)
+    img.objects = [
+        Obj("dining table", table),
+        Obj("pizza", rect(img, 16, 16, 48, 32), OTHER),  # two pizzas, each half the table
+        Obj("pizza", rect(img, 16, 32, 48, 48), OTHER),
+    ]
+    write_coco(tmp_path, {"train": [img]})
+    splits, stats = build(tmp_path, classes=("dining table", "pizza"))
+    assert splits["train"].labels.tolist() == [1, 1]
+    s = stats["splits"]["train"]
+    assert s["drops"]["empty_mask"] == 1 and s["overlap"]["emptied_and_dropped"] == 1
+    kept, _ = build(tmp_path, classes=("dining table", "pizza"), overlaps="keep_inside_own_mask")
+    assert kept["train"].labels.tolist() == [0, 1, 1]
+
+
+def test_foreground_fraction_is_recorded_for_every_crop_rule(tmp_path: Path) -> None:
+    img = Img(1, 160, 120)
+    poly = [30.0, 40.0, 110.0, 45.0, 100.0, 60.0, 35.0, 58.0]  # wide: 80 x 20
+    img.objects = [Obj("car", np.zeros(0), polygon=poly), Obj("cup", rect(img, 60, 80, 84, 110))]
+    write_coco(tmp_path, {"train": [img], "val": [img]})
+    by_crop = {}
+    for crop in ("clamp", "pad", "stretch"):
+        _, stats = build(tmp_path, crop=crop)
+        for split in ("train", "test"):
+            s = stats["splits"][split]
+            assert s["foreground_fraction_by_crop"][crop] == s["foreground_fraction"]
+        by_crop[crop] = stats["splits"]["train"]["foreground_fraction_by_crop"]
+    # One build measures all three on the same objects: every build agrees on every rule.
+    assert by_crop["clamp"] == by_crop["pad"] == by_crop["stretch"]
+    fractions = by_crop["clamp"]
+    assert fractions["stretch"] > fractions["clamp"] >= fractions["pad"]
 
 
 def test_mask_aligns_with_resized_image(tmp_path: Path) -> None:
@@ -330,9 +438,97 @@ def test_bad_inputs_raise_data_errors_naming_the_file(tmp_path: Path, synthetic_
         build(root)
 
 
-def test_config_errors(synthetic_mirror: Path) -> None:
-    with pytest.raises(ConfigError, match="not COCO categories"):
-        build(synthetic_mirror / "coco", classes=("car", "unicorn"))
+def pool(tmp_path: Path, n_images: int, seed: int) -> tuple[Path, dict[int, dict[str, int]]]:
+    """train2017 only: small images with 1-3 non-overlapping objects of classes of unequal
+    frequency, several of one class in some images. Returns the root and each image's counts."""
+    rng = np.random.default_rng(seed)
+    names, weights = ["cup", "car", "chair", "sheep", "cow"], [0.35, 0.25, 0.2, 0.12, 0.08]
+    images, counts = [], {}
+    for i in range(1, n_images + 1):
+        img = Img(i, 72, 24)
+        picks = rng.choice(names, size=int(rng.integers(1, 4)), p=weights)
+        img.objects = [Obj(str(n), rect(img, 4 + 24 * j, 4, 20 + 24 * j, 20)) for j, n in enumerate(picks)]
+        images.append(img)
+        counts[i] = {str(n): int((picks == n).sum()) for n in set(picks.tolist())}
+    return write_coco(tmp_path, {"train": images}), counts
+
+
+@pytest.mark.parametrize("fraction", [PAPER_TEST_FRACTION, 0.2])
+def test_holdout_has_the_requested_share_in_every_class(tmp_path: Path, fraction: float) -> None:
+    root, counts = pool(tmp_path, 150, seed=3)
+    splits, stats = build(root, test_split="train_holdout", test_fraction=fraction)
+    images = {k: {s.split("/")[1] for s in v.ids} for k, v in splits.items()}
+    assert not images["train"] & images["test"], "a source image is in both splits"
+    assert all(s.startswith("train2017/") for v in splits.values() for s in v.ids)
+    per_split = {k: stats["splits"][k]["samples_per_class"] for k in ("train", "test")}
+    for name in per_split["train"]:
+        test, total = per_split["test"][name], per_split["train"][name] + per_split["test"][name]
+        most_in_one_image = max(c.get(name, 0) for c in counts.values())
+        # Whole images move, so a class can miss its share by about one image's objects of it.
+        assert abs(test - fraction * total) <= 2 * most_in_one_image, (name, test, total)
+    assert stats["test_fraction"] == fraction and stats["test_split"] == "train_holdout"
+
+
+def test_fixed_classes_are_used_and_the_frequency_ranking_recorded(tmp_path: Path) -> None:
+    root, _ = pool(tmp_path, 40, seed=1)
+    table1 = tuple(PAPER_COCO_IC_COUNTS)  # Vaishnavi et al., Table 1, in its order
+    splits, stats = build(root, classes=table1, test_split="train_holdout")
+    assert splits["train"].meta["classes"] == list(table1)
+    assert [c["name"] for c in stats["classes"]] == list(table1)
+    assert stats["selection"]["method"] == "fixed"
+    frequency = stats["selection"]["frequency_top_k"]
+    assert frequency[0] == "cup" and "cup" not in table1  # what frequency would have picked
+    usable = stats["selection"]["usable_train_objects"]
+    assert frequency == sorted(usable, key=lambda n: -usable[n])[:10]
+    labels = np.concatenate([s.labels for s in splits.values()])
+    assert set(labels.tolist()) == {table1.index(n) for n in ("car", "chair", "sheep", "cow")}
+
+
+def test_params_paper_scale_uses_table1_classes_and_the_holdout() -> None:
+    paper = Params.load(Path(__file__).resolve().parent.parent / "params.yaml", "paper")
+    options = paper.dataset("coco_ic").options
+    assert options.classes == tuple(PAPER_COCO_IC_COUNTS)
+    assert options.test_split == "train_holdout" and options.overlaps == "black_out_front"
+    train, test = (sum(v[i] for v in PAPER_COCO_IC_COUNTS.values()) for i in (0, 1))
+    assert options.test_fraction == pytest.approx(test / (train + test))
+    for scale in ("tiny", "reduced"):
+        options = (
+            Params.load(Path(__file__).resolve().parent.parent / "params.yaml", scale)
+            .dataset("coco_ic")
+            .options
+        )
+        assert options.classes is None and options.test_split == "val"
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"classes": ["car", "unicorn"]}, r"classes=.*\['unicorn'\].*allowed: .*dining table"),
+        ({"classes": {"tiny": None, "reduced": None, "paepr": ["car"]}}, r"classes=.*tiny, reduced, paper"),
+        ({"exclude": ["persons"]}, r"exclude=.*\['persons'\].*allowed: .*person"),
+        ({"test_fraction": 1.5}, r"test_fraction=1\.5 must be a number in \(0, 1\)"),
+        ({"test_fraction": 0}, r"test_fraction=0 must be a number in \(0, 1\)"),
+        ({"overlaps": "front"}, r"overlaps='front' must be one of black_out_front, keep_inside_own_mask"),
+    ],
+)
+def test_bad_options_are_named_when_params_are_read(options: dict, expected: str) -> None:
+    raw = Params.load(Path(__file__).resolve().parent.parent / "params.yaml").raw
+    raw["datasets"]["coco_ic"]["options"] = options
+    with pytest.raises(ConfigError, match=r"datasets\.coco_ic\.options: .*" + expected):
+        Params(raw).dataset("coco_ic")
+
+
+def test_config_errors(tmp_path: Path, synthetic_mirror: Path) -> None:
+    # A name COCO 2017 has but this annotation file does not: named with the file at the start.
+    root = Path(shutil.copytree(synthetic_mirror / "coco", tmp_path / "fewer"))
+    ann = root / "annotations" / "instances_train2017.json"
+    data = json.loads(ann.read_text())
+    data["categories"] = [c for c in data["categories"] if c["name"] != "sheep"]
+    ann.write_text(json.dumps(data))
+    with pytest.raises(
+        ConfigError, match=r"classes \['sheep'\] are not COCO categories in .*instances_train2017"
+    ):
+        build(root, classes=("car", "sheep"))
     with pytest.raises(ConfigError, match="crop"):
         CocoIcConfig(crop="zoom")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="excluded"):

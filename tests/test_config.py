@@ -4,6 +4,7 @@ values resolve per scale, and the Snakefile refuses overrides the stages would n
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,21 @@ def test_the_committed_params_are_valid_at_every_scale() -> None:
 def test_schema_errors_name_the_key_and_value(key: str, value: object, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         Params(params_with(**{key: value}))
+
+
+def test_an_unknown_salience_model_is_named_with_the_allowed_ones() -> None:
+    from stages.saliency import SALIENCE_MODELS
+
+    dual = next(name for name, a in PARAMS["attacks"].items() if a.get("kind") == "dual")
+    with pytest.raises(ConfigError) as error:
+        Params(params_with(**{f"attacks.{dual}.salience": "deepgaze2"}))
+    message = str(error.value)
+    assert f"attacks.{dual}.salience: 'deepgaze2' is not one of" in message
+    # The schema's list is the registry's: every model a dual attack can name, and only those.
+    allowed = message.split("is not one of", 1)[1].split("(value:", 1)[0]
+    assert set(yaml.safe_load(allowed)) == set(SALIENCE_MODELS)
+    for model in SALIENCE_MODELS:
+        Params(params_with(**{f"attacks.{dual}.salience": model}))
 
 
 @pytest.mark.parametrize(
@@ -129,6 +145,79 @@ def test_scaled_values_resolve_per_scale() -> None:
     assert Params(PARAMS, scale="paper").dataset("mnist").train_samples is None  # "all"
 
 
+# --- training length: epochs or steps (Rothberg et al. 2019, §5: 100,000 steps) ---------------
+
+
+def test_lat_trains_100000_steps_with_100_step_attacks_at_the_paper_scale() -> None:
+    paper, reduced = Params(PARAMS, scale="paper"), Params(PARAMS, scale="reduced")
+    for name in ("mnist_natural", "mnist_standard", "mnist_lat", "cifar10_standard", "cifar10_lat"):
+        training = paper.model(name).training
+        assert (training.steps, training.epochs) == (100_000, None)
+        assert reduced.model(name).training.steps is None and reduced.model(name).training.epochs
+        attack = paper.model(name).train_attack
+        if attack.kind == "pgd":
+            assert attack.steps == 100
+            assert attack.step_size * attack.steps >= attack.eps  # the steps span the eps-ball
+    for attack in ("lat_standard", "lat_background", "lat_background_postclip"):
+        assert paper.attack(attack).steps == 100
+    assert paper.training("lat_mnist").total_epochs(60_000) == 84  # 100,000 x 50 / 60,000 = 83.3
+    assert paper.training("lat_cifar10").total_epochs(50_000) == 100
+
+
+def test_a_recipe_serialises_the_same_on_every_load() -> None:
+    from stages.config import digest, plain
+
+    first = Params(copy.deepcopy(PARAMS), scale="paper").model("mnist_lat")
+    again = Params(copy.deepcopy(PARAMS), scale="paper").model("mnist_lat")
+    assert digest(first) == digest(again)
+    assert plain(first.training)["steps"] == 100_000 and plain(first.training)["epochs"] is None
+
+
+def _without_lengths(recipe: str) -> dict:
+    raw = copy.deepcopy(PARAMS)
+    raw["training"][recipe].pop("epochs", None)
+    raw["training"][recipe].pop("steps", None)
+    return raw
+
+
+@pytest.mark.parametrize("active", ["tiny", "paper"])  # checked at every scale, whichever is active
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            params_with(**{"training.lat_mnist.steps": {"tiny": None, "reduced": None, "paper": None}}),
+            r"training\.lat_mnist: neither epochs nor steps at scale 'paper'; give one: epochs "
+            r"\(passes over the training split\) or steps \(optimizer steps\)",
+        ),
+        (
+            _without_lengths("pixel_cifar10"),
+            r"training\.pixel_cifar10: neither epochs nor steps at scale 'tiny'",
+        ),
+        (
+            params_with(**{"training.lat_cifar10.epochs": 5}),
+            r"training\.lat_cifar10: both epochs \(5\) and steps \(100000\) at scale 'paper'; give "
+            r"exactly one, and null the other at that scale",
+        ),
+    ],
+)
+def test_a_recipe_gives_exactly_one_length_at_every_scale(raw: dict, expected: str, active: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        Params(raw, scale=active)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0, r"training\.lat_mnist\.steps: 0 is less than the minimum of 1"),
+        ({"tiny": None, "reduced": None, "paper": 0}, r"training\.lat_mnist\.steps\.paper: 0 is less than"),
+        ({"paper": 100_000}, r"training\.lat_mnist\.steps: .*'tiny' is a required property"),
+    ],
+)
+def test_a_bad_steps_value_is_a_schema_error_naming_it(value: object, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        Params(params_with(**{"training.lat_mnist.steps": value}))
+
+
 def test_snakemake_stops_on_an_invalid_value_naming_it(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", Path("/nonexistent"))
     edit_params(project, **{"attacks.lat_standard.steps": -3})
@@ -186,3 +275,53 @@ def test_a_pair_that_does_not_fit_stops_both_dags_before_any_job(tmp_path: Path)
     # DVC's list of matrix cells is written from the same checks.
     dvc_list = run(["python", "-m", "workflow.dvc_matrix"], project, check=False)
     assert dvc_list.returncode == 2 and "cifar10_natural x lat_background" in dvc_list.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [("search", "region", r"\['composite', 'indexed'\]"), ("attacked", "wrong", r"\['all', 'correct'\]")],
+)
+def test_an_unknown_de_search_or_attacked_set_names_the_key_and_the_allowed_values(
+    key: str, value: str, allowed: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"attacks\.de_full_1px\.{key}: '{value}' is not one of {allowed}"):
+        Params(params_with(**{f"attacks.de_full_1px.{key}": value}))
+
+
+def test_the_pixel_space_searches_are_the_papers_and_ours() -> None:
+    """Wang et al.'s method (composite search, rand/1, every image) for the pixel-space table,
+    its indexed twins identical but for the search, and our matrix columns indexed/best1/correct."""
+    params = Params(PARAMS, scale="reduced")
+    table = PARAMS["tables"]["pixel_space"]
+    for column, name in table["inputs"].items():
+        if column != "natural":
+            attack = params.attack(name)
+            assert (attack.search, attack.strategy, attack.attacked) == ("composite", "rand1", "all"), name
+            assert de_config(attack).search == "composite"
+    for column, name in table["searches"]["indexed"].items():
+        twin, paper = params.attack(name), params.attack(table["inputs"][column])
+        assert twin.search == "indexed" and twin == replace(paper, name=name, search="indexed")
+    matrix = params.attack("matrix_de_background_1px")
+    assert (matrix.search, matrix.strategy, matrix.attacked) == ("indexed", "best1", "correct")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        (
+            "tables.pixel_space.searches.indexed.background_1",
+            "de_background_1px",
+            r"tables\.pixel_space\.searches\.indexed\.background_1: attack 'de_background_1px' does not run "
+            r"the 'indexed' search",
+        ),
+        (
+            "tables.pixel_space.searches.indexed.background_1",
+            "matrix_de_background_1px",
+            r"tables\.pixel_space\.searches\.indexed\.background_1: model 'cifar10_allconv' is not evaluated",
+        ),
+        ("tables.pixel_space.searches", {"region": {"foreground_1": "x"}}, r"tables\.pixel_space\.searches"),
+    ],
+)
+def test_the_pixel_tables_searches_are_cross_checked(key: str, value: object, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        Params(params_with(**{key: value}))

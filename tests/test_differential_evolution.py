@@ -17,16 +17,22 @@ import torch
 from torch import nn
 
 from stages.attacks.differential_evolution import (
+    SEARCHES,
+    STRATEGIES,
     DEConfig,
     DEResult,
     _distinct_indices,
     _distinct_others,
+    _evaluate,
+    _positions,
     differential_evolution_attack,
     targeted_all_pairs,
 )
 
 N, C, H, W, CLASSES = 24, 3, 6, 6, 3
-SMALL = DEConfig(pixels=1, population=24, max_generations=15)
+# Our indexed search with best1: the oracle tests below were tuned on it. The paper's composite
+# search (and its rand/1 default) has its own section.
+SMALL = DEConfig(pixels=1, population=24, max_generations=15, strategy="best1", search="indexed")
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -84,7 +90,8 @@ def _changed(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
 
 def _assert_same(a: DEResult, b: DEResult) -> None:
     for name in ("success", "queries", "generations", "confidence", "adversarial_label",
-                 "adversarial_confidence", "pixel_coords", "pixel_values", "adversarial"):  # fmt: skip
+                 "adversarial_confidence", "pixel_coords", "pixel_values", "in_region", "adversarial",
+                 "idle_queries"):  # fmt: skip
         assert torch.equal(getattr(a, name), getattr(b, name)), name
 
 
@@ -307,6 +314,150 @@ def test_all_pairs_sweep_tables() -> None:
     assert counts[0].tolist() == [0, 3, 3, 0] and int(counts.sum()) == 6
 
 
+# ---------------------------------------------------------------- the paper's composite search
+
+
+PAPER = DEConfig(pixels=1, population=24, max_generations=15)  # composite search, rand/1
+TARGET_PIXEL = (2, 3)  # the one pixel OnePixel reads
+
+
+class OnePixel(nn.Module):
+    """Reads one known pixel only: class 1 rises with its red, class 2 with its green (each
+    wins past 0.5 over class 0's constant logit), so the only way to change the label is that
+    pixel, and a candidate elsewhere leaves the fitness exactly as it is."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r, c = TARGET_PIXEL
+        red, green = x[:, 0, r, c].double(), x[:, 1, r, c].double()
+        return torch.stack([torch.zeros_like(red), 8 * (red - 0.5), 8 * (green - 0.5)], dim=1)
+
+
+def _one_pixel_batch(n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images with red and green at most 0.1 on the target pixel (class 0), and their labels."""
+    x = torch.rand(n, C, H, W, generator=_gen(20), dtype=torch.float64)
+    x[:, :2, TARGET_PIXEL[0], TARGET_PIXEL[1]] *= 0.1
+    return x, torch.zeros(n, dtype=torch.long)
+
+
+def _region_with(pixel: tuple[int, int], inside: bool, n: int = 4) -> torch.Tensor:
+    """The left half of every image plus (or minus) ``pixel``: a region of about half the image."""
+    region = torch.zeros(n, 1, H, W, dtype=torch.bool)
+    region[..., : W // 2] = True
+    region[:, 0, pixel[0], pixel[1]] = inside
+    return region
+
+
+class CompositeRecorder(Recorder):
+    """Checks every candidate of a composite search: nothing differs outside its image's region
+    and at most k pixels differ inside; counts the candidates that are a clean image."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, region: torch.Tensor, k: int) -> None:
+        super().__init__(model, x, region, k)
+        self.clean = 0
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        changed = (batch.unsqueeze(1) != self.x.unsqueeze(0)).any(dim=2)  # (B, N, H, W)
+        outside = (changed & ~self.region[:, 0].unsqueeze(0)).flatten(2).any(dim=2)
+        count = changed.flatten(2).sum(dim=2)
+        assert bool((~outside & (count <= self.k)).any(dim=1).all()), "a change outside the region"
+        self.clean += int((count == 0).any(dim=1).sum())
+        self.seen += batch.shape[0]
+        return self.model(batch)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_composite_search_never_changes_a_pixel_outside_the_region(linear, batch, k) -> None:
+    """Eqs. 17-18: a candidate's pixel outside the region is not written, so some candidates
+    change fewer than k pixels and some none at all (counted as idle queries)."""
+    x, y, region = batch
+    x, y, region = x[:6], y[:6], region[:6]
+    spy = CompositeRecorder(linear, x, region, k)
+    res = differential_evolution_attack(spy, x, y, region, replace(PAPER, pixels=k, max_batch=50),
+                                        generator=_gen(2))  # fmt: skip
+    assert spy.seen == int(res.queries.sum())
+    # Half the image is outside: a good share of 1-pixel candidates is the clean image itself.
+    assert spy.clean == int(res.idle_queries.sum()) and (k > 1 or spy.clean > 0)
+    changed = _changed(x, res.adversarial)
+    assert not bool((changed & ~region[:, 0]).any())
+    assert torch.equal(changed.flatten(1).sum(1), res.pixels_in_region)
+    for i in range(x.shape[0]):
+        rows, cols = res.pixel_coords[i].unbind(1)
+        assert torch.equal(region[i, 0, rows, cols], res.in_region[i])
+        assert torch.equal(changed[i, rows, cols], res.in_region[i])
+        inside = res.in_region[i]
+        assert torch.equal(res.adversarial[i][:, rows[inside], cols[inside]].T, res.pixel_values[i][inside])
+        assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) == k  # distinct positions
+
+
+def test_a_candidate_outside_the_region_keeps_the_clean_images_fitness() -> None:
+    """The paper (§III-D): "if the perturbed pixel is located in the background [...] the value
+    of the fitness function will not change at all". The model reads one pixel, outside the
+    region: a genome pointing at it scores as the clean image, and the whole search never moves."""
+    x, y = _one_pixel_batch()
+    region = _region_with(TARGET_PIXEL, inside=False)
+    model = OnePixel()
+    clean = torch.softmax(model(x).float(), dim=1)[:, 0]  # as the attack scores: float32
+    positions = _positions(region, 1, "composite")
+    r, c = TARGET_PIXEL
+    at_target = (r * W + c + 0.5) / (H * W)  # the position gene of the target pixel
+    genome = torch.tensor([[at_target, 1.0, 1.0, 0.0]] * len(x))  # red and green saturated there
+    scores, idle = _evaluate(model, x, torch.arange(len(x)), genome, y, positions, PAPER)
+    assert torch.equal(scores.energy, clean) and bool(idle.all()) and not bool(scores.success.any())
+    # The indexed search cannot even propose it; with the pixel in the region, both reach it.
+    inside = _positions(_region_with(TARGET_PIXEL, inside=True), 1, "composite")
+    scores, idle = _evaluate(model, x, torch.arange(len(x)), genome, y, inside, PAPER)
+    assert bool(scores.success.all()) and not bool(idle.any())
+
+    cfg = replace(PAPER, early_stop=False, max_generations=5)
+    res = differential_evolution_attack(model, x, y, region, cfg, generator=_gen(21), record_history=True)
+    assert res.history is not None
+    assert torch.equal(res.history, clean.unsqueeze(1).expand_as(res.history).to(res.history.dtype))
+    assert not bool(res.success.any()) and torch.equal(res.confidence, clean)
+    assert int(res.idle_queries.sum()) > 0
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_on_the_full_region_the_two_searches_are_the_same_search(linear, batch, strategy) -> None:
+    x, y, _ = batch
+    full = torch.ones(N, 1, H, W, dtype=torch.bool)
+    cfg = replace(PAPER, pixels=3, strategy=strategy)
+    runs = [
+        differential_evolution_attack(
+            linear, x, y, region, replace(cfg, search=search), generator=_gen(22), record_history=True
+        )
+        for search in SEARCHES
+        for region in (None, full)
+    ]
+    for other in runs[1:]:
+        _assert_same(runs[0], other)
+        assert torch.equal(runs[0].history.nan_to_num(-1), other.history.nan_to_num(-1))
+    assert bool(runs[0].in_region.all()) and int(runs[0].idle_queries.sum()) == 0
+
+
+@pytest.mark.parametrize("search", SEARCHES)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_rand1_and_best1_reach_a_known_easy_target(strategy, search) -> None:
+    """One pixel of 36 decides the label; it lies in a half-image region. Both mutations find it
+    with either search, untargeted and towards a chosen class (green, class 2)."""
+    x, y = _one_pixel_batch()
+    region = _region_with(TARGET_PIXEL, inside=True)
+    cfg = replace(PAPER, strategy=strategy, search=search, max_generations=30)
+    res = differential_evolution_attack(OnePixel(), x, y, region, cfg, generator=_gen(23))
+    assert bool(res.success.all())
+    assert bool((res.pixel_coords[:, 0] == torch.tensor(TARGET_PIXEL)).all())
+    assert bool(res.in_region.all())
+    targeted = differential_evolution_attack(OnePixel(), x, y, region, replace(cfg, targeted=True),
+                                             targets=torch.full_like(y, 2), generator=_gen(24))  # fmt: skip
+    assert bool(targeted.success.all()) and bool((targeted.adversarial_label == 2).all())
+
+
+def test_the_papers_settings_are_the_defaults() -> None:
+    """Eq. (11) prints rand/1; §III-D composites the region (Eqs. 17-18)."""
+    assert (DEConfig().strategy, DEConfig().search) == ("rand1", "composite")
+    with pytest.raises(ValueError, match=r"unknown search 'region'; valid values are: composite, indexed"):
+        DEConfig(search="region")  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------- building blocks
 
 
@@ -353,14 +504,18 @@ def test_every_strategy_and_init_runs_and_attacks(linear, batch, strategy, init)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_run_keeps_every_invariant(linear, batch) -> None:
+@pytest.mark.parametrize("search", SEARCHES)
+def test_cuda_run_keeps_every_invariant(linear, batch, search) -> None:
     x, y, region = batch
     model = Linear(linear.weight.cuda())
-    cfg = replace(SMALL, pixels=3)
+    cfg = replace(SMALL, pixels=3, search=search)
     gpu = differential_evolution_attack(model, x.cuda(), y.cuda(), region.cuda(), cfg, generator=_gen(16))
     cpu = differential_evolution_attack(linear, x, y, region, cfg, generator=_gen(16))
     changed = _changed(x, gpu.adversarial)
-    assert bool((changed.flatten(1).sum(1) == 3).all()) and not bool((changed & ~region[:, 0]).any())
+    assert torch.equal(changed.flatten(1).sum(1), gpu.pixels_in_region) and not bool(
+        (changed & ~region[:, 0]).any()
+    )
+    assert search == "composite" or bool((gpu.pixels_in_region == 3).all())
     assert torch.equal(gpu.success, linear(gpu.adversarial).argmax(1) != y)
     # Random streams are drawn on the CPU: the two runs agree wherever float rounding does.
     assert (gpu.pixel_coords == cpu.pixel_coords).float().mean() > 0.5

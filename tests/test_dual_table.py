@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -27,13 +28,18 @@ from stages.report.dual_table import (
     INPUT_COLUMNS,
     MAIN_COLUMNS,
     ROLES,
+    SALIENCE_COLUMNS,
+    SALIENCE_TITLES,
     build_dual_table,
+    load_salience_agreement,
     paper_equivalent,
     required_pairs,
     sweep_axes,
     write_dual_report,
 )
 from stages.report.evals import eval_path
+from stages.saliency import SALIENCE_MODELS
+from stages.saliency.quality import preferred_model, summarize
 from stages.utils.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,6 +210,47 @@ def report_paths(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     return tmp_path / "tables" / "dual", tmp_path / "figures", tmp_path / "plots", tmp_path / "claims.json"
 
 
+def salience_record(
+    datasets: list[str] | tuple[str, ...], models: list[str] | None = None, preferred: str | None = None
+) -> dict[str, Any]:
+    """The salience_quality stage's record (its own summarize / preferred_model, so the format is
+    the stage's): model i of ``models`` has FS FOREGROUND_FRACTION + 0.1 (i + 1) and AUC 0.6 + 0.1 i
+    on every image, so the last model is preferred unless ``preferred`` says otherwise."""
+    models = sorted(SALIENCE_MODELS) if models is None else models
+    fraction = np.full(SAMPLES, FOREGROUND_FRACTION)
+    per_model = {
+        model: summarize(
+            {
+                "foreground_score": fraction + 0.1 * (i + 1),
+                "foreground_fraction": fraction,
+                "auc": np.full(SAMPLES, 0.6 + 0.1 * i),
+            }
+        )
+        for i, model in enumerate(models)
+    }
+    record = {
+        "scale": "tiny",
+        "datasets": {ds: {"images": SAMPLES, "split": "test", "models": per_model} for ds in datasets},
+        "preferred": preferred_model({ds: per_model for ds in datasets}),
+    }
+    if preferred is not None:
+        record["preferred"]["model"] = preferred
+    return record
+
+
+def write_salience(
+    tmp_path: Path, params: Params, datasets: list[str] | tuple[str, ...] = DATASETS, **kwargs: Any
+) -> Path:
+    """A record that prefers the model params' dual attacks use (unless ``kwargs`` say else)."""
+    kwargs.setdefault(
+        "preferred", params.attack(params.raw["tables"]["dual_perturbation"]["inputs"]["dual"]).salience
+    )
+    path = tmp_path / "metrics" / "salience_quality.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(salience_record(datasets, **kwargs)))
+    return path
+
+
 def with_dual_inputs(
     params: Params, spec: dict[str, Any], attack: str, at_pgd: float, at_dual: float
 ) -> Accuracy:
@@ -236,7 +283,11 @@ def test_main_table_is_the_accuracies_in_percent(spec: dict[str, Any], params: P
         assert row[FS_COLUMN] == pytest.approx(dual["foreground_score"], abs=1e-3)
         assert row["samples"] == SAMPLES
     assert table.samples == [SAMPLES]
-    assert table.salience == ["spectral_residual"]
+    dual = params.attack(spec["inputs"]["dual"])
+    assert table.salience == [dual.salience] and dual.salience in SALIENCE_MODELS
+    assert table.salience_of[dual.name] == dual.salience
+    dual_sweeps = [a for s in table.sweeps if s.dual for a in s.attacks]
+    assert set(table.salience_of) == {dual.name, *dual_sweeps}
 
 
 def test_missing_input_evaluation_names_the_file(
@@ -258,6 +309,7 @@ def test_missing_input_evaluation_names_the_file(
             "tiny",
             datasets_dir=tmp_path / "datasets",
             claims_path=claims,
+            salience_path=write_salience(tmp_path, params),
         )
     missing = eval_path(tmp_path / "evals", "ds_b_at_pgd", spec["inputs"]["dual"])
     assert str(missing) in str(exc.value) and "run the evaluate stage" in str(exc.value)
@@ -282,6 +334,7 @@ def test_missing_dataset_statistics_names_the_file(
             "tiny",
             datasets_dir=tmp_path / "datasets",
             claims_path=claims,
+            salience_path=write_salience(tmp_path, params),
         )
     assert str(tmp_path / "datasets" / "ds_b.json") in str(exc.value)
     assert "prepare stage" in str(exc.value)
@@ -318,6 +371,7 @@ def test_mixing_per_image_and_summary_evaluations_is_a_data_error(
             "tiny",
             datasets_dir=tmp_path / "datasets",
             claims_path=claims,
+            salience_path=write_salience(tmp_path, params),
         )
     message = str(exc.value)
     assert str(eval_path(tmp_path / "evals", "ds_a_at_pgd", dual)) in message
@@ -583,6 +637,7 @@ def test_figures_plot_data_and_claims(tmp_path: Path, spec: dict[str, Any], para
         "tiny",
         datasets_dir=tmp_path / "datasets",
         claims_path=claims_path,
+        salience_path=write_salience(tmp_path, params),
     )
 
     assert sorted(p.name for p in figures.iterdir()) == ["ds_a.png", "ds_b.png"]
@@ -636,7 +691,10 @@ def test_figures_plot_data_and_claims(tmp_path: Path, spec: dict[str, Any], para
 
     md = out.with_suffix(".md").read_text(encoding="utf-8")
     assert md.startswith("# Dual-perturbation attacks") and "Scale: **tiny**" in md
-    assert "spectral residual (Hou & Zhang 2007)" in md and "DeepGaze II" in md
+    used = params.attack(spec["inputs"]["dual"]).salience
+    assert f"all {len(table.salience_of)} dual attacks of this report use {SALIENCE_TITLES[used]}" in md
+    assert "DeepGaze II" in md and "metrics/salience_quality.json" in md
+    assert f"The record prefers `{used}`" in md and "disagree" not in md
     assert all(f"### `{name}`" in md for name in spec["sweeps"])
     assert "paper eps_F" in md and "| 4/255 " in md and "paper-equivalent {2.0, 20.0}" in md
     assert f"- {len(list(plots.iterdir()))} CSV files for `dvc plots`" in md
@@ -666,6 +724,7 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     out, figures, plots, claims = report_paths(tmp_path)
     argv = ["--params", str(params_file), "--scale", "tiny", "--evals", str(tmp_path / "evals")]
     argv += ["--datasets", str(tmp_path / "datasets"), "--claims", str(claims)]
+    argv += ["--salience", str(write_salience(tmp_path, params, list(spec["datasets"])))]
     argv += ["--out", str(out), "--figures", str(figures), "--plots", str(plots)]
     main(parser().parse_args(argv))
     frame = pd.read_csv(out.with_suffix(".csv"))
@@ -678,11 +737,77 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert all(f"{ds}.D1" in {r.claim_id for r in records} for ds in spec["datasets"])
 
 
-def test_cli_requires_datasets_and_claims() -> None:
-    base = ["--evals", "e", "--out", "o", "--figures", "f", "--plots", "p"]
+def test_cli_requires_datasets_claims_and_salience() -> None:
+    base = ["--evals", "e", "--out", "o", "--figures", "f", "--plots", "p", "--salience", "s.json"]
     with pytest.raises(SystemExit):
         parser().parse_args([*base, "--claims", "c.json"])
     with pytest.raises(SystemExit):
         parser().parse_args([*base, "--datasets", "d"])
+    with pytest.raises(SystemExit):
+        parser().parse_args([*base[:-2], "--datasets", "d", "--claims", "c.json"])
     args = parser().parse_args([*base, "--datasets", "d", "--claims", "c.json"])
-    assert (args.datasets, args.claims) == ("d", "c.json")
+    assert (args.datasets, args.claims, args.salience) == ("d", "c.json", "s.json")
+
+
+# ---------------------------------------------------------------- the salience models' agreement
+
+
+def test_salience_agreement_is_the_record_with_the_used_model_marked(tmp_path: Path, params: Params) -> None:
+    models = sorted(SALIENCE_MODELS)
+    used = models[0]
+    path = write_salience(tmp_path, params, preferred=used)
+    agreement = load_salience_agreement(path, list(DATASETS), [used])
+    frame = agreement.frame
+    assert list(frame.columns) == SALIENCE_COLUMNS
+    assert list(frame["dataset"]) == [ds for ds in DATASETS for _ in models]
+    # The used model first in each dataset, then the others.
+    assert list(frame["salience model"])[: len(models)] == [used, *models[1:]]
+    assert list(frame["used"]) == ["yes" if m == used else "" for m in frame["salience model"]]
+    for row in frame.to_dict("records"):
+        i = models.index(row["salience model"])
+        assert row["mean FS"] == pytest.approx(FOREGROUND_FRACTION + 0.1 * (i + 1))
+        assert row["mean foreground fraction"] == pytest.approx(FOREGROUND_FRACTION)
+        assert row["FS - fraction"] == pytest.approx(0.1 * (i + 1))
+        assert row["mean AUC"] == pytest.approx(0.6 + 0.1 * i)
+        assert row["images"] == row["AUC images"] == SAMPLES
+        assert row["images FS > fraction"] == f"{SAMPLES}/{SAMPLES}"
+    assert (agreement.preferred, agreement.source) == (used, str(path))
+
+
+def test_a_missing_or_incomplete_salience_record_names_the_file(tmp_path: Path, params: Params) -> None:
+    path = tmp_path / "salience_quality.json"
+    with pytest.raises(DataError, match=rf"{path}: .*missing; run the salience_quality stage"):
+        load_salience_agreement(path, list(DATASETS), ["frequency_tuned"])
+    path.write_text(json.dumps(salience_record(["ds_a"])))
+    with pytest.raises(DataError, match=rf"{path}: no 'datasets.ds_b' .* re-run the salience_quality stage"):
+        load_salience_agreement(path, list(DATASETS), [])
+    path.write_text(json.dumps(salience_record(DATASETS, models=["spectral_residual"])))
+    with pytest.raises(DataError, match=r"no record of salience model\(s\) \['frequency_tuned'\]"):
+        load_salience_agreement(path, list(DATASETS), ["frequency_tuned"])
+    path.write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        load_salience_agreement(path, list(DATASETS), [])
+
+
+def test_a_record_that_prefers_another_model_is_flagged(
+    tmp_path: Path, spec: dict[str, Any], params: Params
+) -> None:
+    used = params.attack(spec["inputs"]["dual"]).salience
+    other = next(m for m in SALIENCE_MODELS if m != used)
+    write_evals(tmp_path / "evals", fake_evals(spec, params))
+    write_datasets(tmp_path / "datasets", DATASETS, FOREGROUND_FRACTION)
+    out, figures, plots, claims = report_paths(tmp_path)
+    write_dual_report(
+        spec,
+        params,
+        tmp_path / "evals",
+        out,
+        figures,
+        plots,
+        "tiny",
+        datasets_dir=tmp_path / "datasets",
+        claims_path=claims,
+        salience_path=write_salience(tmp_path, params, preferred=other),
+    )
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert f"The record prefers `{other}`" in md and "params.yaml and the record disagree" in md

@@ -5,6 +5,7 @@ GrabCut test images), and the evaluation record the pixel-space tables are built
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -52,8 +53,6 @@ def _split(model: nn.Module) -> ProcessedSplit:
 
 
 def _attack(params: Params, name: str, **changes):
-    from dataclasses import replace
-
     return replace(params.attack(name), **{"images": None, **changes})
 
 
@@ -150,23 +149,30 @@ def test_perturb_refuses_a_de_attack_with_a_clear_error(params) -> None:
 
 
 def test_the_record_counts_attacked_images_and_robust_accuracy(params) -> None:
-    attack = _attack(params, "de_foreground_1px", population=8, max_generations=3, targeted_images=2)
+    # Ours: only the correctly classified images, with their true labels.
+    attack = _attack(
+        params, "de_foreground_1px", population=8, max_generations=3, targeted_images=2, attacked="correct"
+    )
     metrics, throughput = _run(params, attack)
     block = metrics["pixel_attack"]
     # The last two images are misclassified: never attacked.
-    assert block["attacked"] == N - 2 and block["natural_accuracy"] == pytest.approx((N - 2) / N)
+    assert block["attacked"] == block["correct_attacked"] == N - 2
+    assert block["natural_accuracy"] == pytest.approx((N - 2) / N)
+    assert (block["search"], block["strategy"], block["attacked_set"]) == ("composite", "rand1", "correct")
     images = block["untargeted"]["images"]
     assert [r["index"] for r in images] == list(range(N - 2))
     wins = sum(r["success"] for r in images)
-    assert block["untargeted"]["successes"] == wins
+    assert block["untargeted"]["successes"] == block["untargeted"]["correct_successes"] == wins
+    assert block["untargeted"]["success_rate"] == block["untargeted"]["correct_success_rate"]
     assert metrics["accuracy"] == pytest.approx((N - 2 - wins) / N)
     for r in images:
         assert len(r["fitness"]) == r["generations"] + 1
         assert r["fitness"][-1] <= r["fitness"][0]  # best fitness never worsens
         assert r["queries"] == attack.population * (r["generations"] + 1)
-        ((row, col, *colour),) = r["pixels"]
-        assert 2 <= row < 6 and 2 <= col < 6  # inside the foreground square
-        assert all(0.0 <= v <= 1.0 for v in colour)
+        assert len(r["pixels"]) == r["pixels_in_region"] <= 1  # composite: none if it fell outside
+        for row, col, *colour in r["pixels"]:
+            assert 2 <= row < 6 and 2 <= col < 6  # inside the foreground square
+            assert all(0.0 <= v <= 1.0 for v in colour)
         assert r["success"] == (r["adversarial_label"] != r["label"])
     if wins:
         expected = np.mean([r["generations"] for r in images if r["success"]])
@@ -189,14 +195,56 @@ def test_the_record_counts_attacked_images_and_robust_accuracy(params) -> None:
     assert [1 - per_image["correct"][r["index"]] for r in images] == [int(r["success"]) for r in images]
 
 
-def test_only_the_region_changes_and_exactly_k_pixels(params) -> None:
+@pytest.mark.parametrize("search", ["composite", "indexed"])
+def test_only_the_region_changes_and_at_most_k_pixels(params, search) -> None:
+    """The indexed search writes exactly k region pixels; the paper's composite one writes those
+    of its k that fall in the region (Eqs. 17-18), and idles on the others."""
     attack = _attack(params, "de_background_3px", population=8, max_generations=2, targeted_images=0)
-    metrics, _ = _run(params, attack)
-    for r in metrics["pixel_attack"]["untargeted"]["images"]:
+    metrics, _ = _run(params, replace(attack, search=search))
+    block = metrics["pixel_attack"]
+    assert block["search"] == search
+    for r in block["untargeted"]["images"]:
         cells = {(row, col) for row, col, *_ in r["pixels"]}
-        assert len(cells) == 3
+        assert len(cells) == r["pixels_in_region"] == (3 if search == "indexed" else len(cells)) <= 3
         assert all(not (2 <= row < 6 and 2 <= col < 6) for row, col in cells)
-    assert metrics["pixel_attack"]["targeted"] is None
+        assert (r["idle_queries"] == 0) if search == "indexed" else (r["idle_queries"] <= r["queries"])
+    assert block["targeted"] is None
+
+
+def test_the_papers_protocol_attacks_every_image_with_its_predicted_class(params) -> None:
+    """attacked: all (Wang et al.): every image, y = the model's clean prediction; both success
+    rates from one run (over every image: the paper's; over the correctly classified: ours);
+    robust accuracy stays "correct on the clean image and not fooled"."""
+    attack = _attack(params, "de_full_1px", population=8, max_generations=3, targeted_images=3)
+    assert attack.attacked == "all"
+    model = _linear()
+    metrics, _ = _run(params, attack, model=model)
+    block, split = metrics["pixel_attack"], _split(model)
+    assert (block["attacked"], block["correct_attacked"], block["attacked_set"]) == (N, N - 2, "all")
+    images = block["untargeted"]["images"]
+    assert [r["index"] for r in images] == list(range(N))
+    with torch.no_grad():
+        predicted = model(split.tensors()[0]).argmax(1).tolist()
+    assert [r["label"] for r in images] == predicted  # y = the clean prediction
+    assert [r["true_label"] for r in images] == split.labels.tolist()
+    assert [r["clean_correct"] for r in images] == [True] * (N - 2) + [False] * 2
+    for r in images:
+        assert r["success"] == (r["adversarial_label"] != r["label"])
+    untargeted = block["untargeted"]
+    wins = [r["success"] for r in images]
+    correct_wins = sum(wins[: N - 2])
+    assert untargeted["successes"] == sum(wins) and untargeted["success_rate"] == pytest.approx(sum(wins) / N)
+    assert untargeted["correct_images"] == N - 2 and untargeted["correct_successes"] == correct_wins
+    assert untargeted["correct_success_rate"] == pytest.approx(correct_wins / (N - 2))
+    assert metrics["accuracy"] == pytest.approx((N - 2 - correct_wins) / N)
+    per_image = metrics["per_image"]
+    assert sum(per_image["correct"]) == round(metrics["accuracy"] * N)
+    assert per_image["correct"] == [int(not w) for w in wins[: N - 2]] + [0, 0]
+    # A misclassified image stays clean in the robust metrics, whatever its attack found.
+    assert per_image["prediction"][N - 2 :] == predicted[N - 2 :]
+    targeted = block["targeted"]
+    assert targeted["images"] == 3 and targeted["correct_images"] == 3
+    assert {p["source"] for p in targeted["pairs_list"]} <= set(predicted[:3])
 
 
 def test_same_seed_same_record_other_seed_other_search(params) -> None:

@@ -66,22 +66,41 @@ MANY_FOOLED = {"original": 60, "foreground": 56, "background": 32}
 PerRegion = Mapping[str, int]
 
 
-def attack_name(region: str, pixels: int) -> str:
-    return f"de_{region}_{pixels}px"
+INDEXED = "indexed"  # the search compared with the main columns' (ours)
+REGION_SEARCHED = ("foreground", "background")  # the regions whose search differs
 
 
-def make_spec() -> dict[str, Any]:
+def attack_name(region: str, pixels: int, search: str | None = None) -> str:
+    return f"de_{region}_{pixels}px" + ("" if search is None else f"_{search}")
+
+
+def make_spec(*, searches: bool = False) -> dict[str, Any]:
     inputs = {"natural": "natural"}
     inputs.update({f"{r}_{k}": attack_name(r, k) for r in REGIONS for k in PIXELS})
-    return {"datasets": {"ds": dict(ROLES)}, "inputs": inputs, "fitness_images": 3}
+    spec: dict[str, Any] = {"datasets": {"ds": dict(ROLES)}, "inputs": inputs, "fitness_images": 3}
+    if searches:
+        spec["searches"] = {
+            INDEXED: {f"{r}_{k}": attack_name(r, k, INDEXED) for r in REGION_SEARCHED for k in PIXELS}
+        }
+    return spec
 
 
 def untargeted_images(
-    attacked: int, successes: int, generations: int, *, confidence: float = 0.6, first_index: int = 0
+    attacked: int,
+    successes: int,
+    generations: int,
+    *,
+    confidence: float = 0.6,
+    first_index: int = 0,
+    correct: int | None = None,
+    idle: int = 0,
 ) -> list[dict[str, Any]]:
     """The first ``successes`` images fooled after ``generations`` generations (fitness falling
     to 0.2) with the adversarial class at ``confidence``, the rest not fooled after
-    MAX_GENERATIONS (fitness stuck at 0.9); test indices from ``first_index`` on."""
+    MAX_GENERATIONS (fitness stuck at 0.9); test indices from ``first_index`` on. The first
+    ``correct`` (default all) are classified correctly on the clean image; each spent ``idle``
+    evaluations on the clean image."""
+    correct = attacked if correct is None else correct
     images = []
     for i in range(attacked):
         label = i % NUM_CLASSES
@@ -91,6 +110,8 @@ def untargeted_images(
             {
                 "index": first_index + i,
                 "label": label,
+                "true_label": label if i < correct else (label + 1) % NUM_CLASSES,
+                "clean_correct": i < correct,
                 "success": won,
                 "queries": 400 * (generations + 1),
                 "generations": generations if won else MAX_GENERATIONS,
@@ -98,6 +119,8 @@ def untargeted_images(
                 "adversarial_label": (label + 1) % NUM_CLASSES if won else label,
                 "adversarial_confidence": confidence if won else 0.1,
                 "pixels": [[0, 0, 1.0, 0.0, 0.0]],
+                "pixels_in_region": 1,
+                "idle_queries": idle,
                 "fitness": fitness,
             }
         )
@@ -151,17 +174,32 @@ def de_eval(
     targeted_images: int = TARGETED_IMAGES,
     confidence: float = 0.6,
     first_index: int = 0,
+    search: str = "composite",
+    attacked_set: str = "correct",
+    correct: int | None = None,
+    idle: int = 0,
 ) -> dict[str, Any]:
-    """A `kind: de` evaluation in the evaluate stage's format; ``reached`` None: no targeted run."""
+    """A `kind: de` evaluation in the evaluate stage's format; ``reached`` None: no targeted run.
+    ``correct``: how many of the attacked images (the first ones) the model classifies correctly
+    (default all, as under ``attacked_set`` correct)."""
     images = untargeted_images(
-        attacked, successes, generations, confidence=confidence, first_index=first_index
+        attacked,
+        successes,
+        generations,
+        confidence=confidence,
+        first_index=first_index,
+        correct=correct,
+        idle=idle,
     )
     wins = [i for i in images if i["success"]]
+    right = [i for i in images if i["clean_correct"]]
+    right_wins = sum(i["success"] for i in right)
+    queries = sum(i["queries"] for i in images)
     return {
         "model": model,
         "dataset": "ds",
         "scale": "tiny",
-        "attack": attack_name(region, pixels),
+        "attack": attack_name(region, pixels, None if search == "composite" else search),
         "model_input": "natural",
         "effective_region": EVAL_REGION[region],
         "restarts": 1,
@@ -173,14 +211,22 @@ def de_eval(
         "pixel_attack": {
             "pixels": pixels,
             "region": EVAL_REGION[region],
+            "search": search,
+            "strategy": "rand1",
+            "attacked_set": attacked_set,
             "population": 400,
             "max_generations": MAX_GENERATIONS,
             "num_classes": NUM_CLASSES,
-            "natural_accuracy": attacked / SAMPLES,
+            "natural_accuracy": len(right) / SAMPLES,
             "attacked": attacked,
+            "correct_attacked": len(right),
             "untargeted": {
                 "successes": successes,
                 "success_rate": round(successes / attacked, 3) if attacked else None,
+                "correct_images": len(right),
+                "correct_successes": right_wins,
+                "correct_success_rate": round(right_wins / len(right), 3) if right else None,
+                "idle_query_share": round(idle * attacked / queries, 6) if queries else None,
                 "confidence": confidence if wins else None,
                 "mean_generations": generations if wins else None,
                 "mean_queries": sum(i["queries"] for i in images) / attacked if attacked else None,
@@ -203,9 +249,14 @@ def write_evals(
     targeted_images: int = TARGETED_IMAGES,
     confidence: Mapping[str, float] | None = None,
     clean_accuracy: Mapping[str, float] | None = None,
+    indexed: PerRegion | None = None,
+    attacked_set: str = "correct",
+    correct: int | None = None,
 ) -> None:
     """Every evaluation of make_spec(): the same outcomes per region for every model and pixel
-    count, the clean evaluation at 85% accuracy (or ``clean_accuracy[model]``)."""
+    count, the clean evaluation at 85% accuracy (or ``clean_accuracy[model]``); with
+    ``indexed``, the foreground and background again under the indexed search (its successes),
+    as make_spec(searches=True) names them."""
     generations = generations or {r: 2 for r in REGIONS}
     confidence = confidence or {r: 0.6 for r in REGIONS}
     clean_accuracy = clean_accuracy or {}
@@ -225,8 +276,25 @@ def write_evals(
                     reached=reached if reached is None or isinstance(reached, int) else reached[region],
                     targeted_images=targeted_images,
                     confidence=confidence[region],
+                    attacked_set=attacked_set,
+                    correct=correct,
+                    idle=0 if region == "original" else 100,
                 )
                 write_json(eval_path(evals_dir, model, attack_name(region, k)), metrics)
+                if indexed is not None and region in REGION_SEARCHED:
+                    twin = de_eval(
+                        model,
+                        region,
+                        k,
+                        indexed[region],
+                        attacked=attacked,
+                        generations=generations[region],
+                        reached=None,
+                        search=INDEXED,
+                        attacked_set=attacked_set,
+                        correct=correct,
+                    )
+                    write_json(eval_path(evals_dir, model, attack_name(region, k, INDEXED)), twin)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -234,12 +302,20 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data))
 
 
-def report(tmp_path: Path) -> tuple[pd.DataFrame, str, Path, dict[str, ClaimRecord]]:
+def report(
+    tmp_path: Path, *, searches: bool = False
+) -> tuple[pd.DataFrame, str, Path, dict[str, ClaimRecord]]:
     """Run the report on ``tmp_path``/evals; the csv, the md, the figures folder and the claim
     records (read back from their JSON file) by claim id."""
     out, figures, claims = tmp_path / "tables" / "pixel_space", tmp_path / "figures", tmp_path / "claims.json"
     write_pixel_report(
-        make_spec(), tmp_path / "evals", out, figures, "tiny", claims_path=claims, settings=ClaimSettings()
+        make_spec(searches=searches),
+        tmp_path / "evals",
+        out,
+        figures,
+        "tiny",
+        claims_path=claims,
+        settings=ClaimSettings(),
     )
     frame = pd.read_csv(out.with_suffix(".csv"))
     return frame, out.with_suffix(".md").read_text(encoding="utf-8"), figures, read_records(claims)
@@ -254,12 +330,18 @@ def read_records(path: Path) -> dict[str, ClaimRecord]:
 
 
 def bullet(record: ClaimRecord) -> str:
-    """How the md renders a record's head."""
-    return f"- **{record.claim_id}** ({record.dataset}): {record.claim} — **{record.outcome}**"
+    """How the md renders a record's head (ours marked as such)."""
+    ours = " *(our extension, not the paper's)*" if record.ours else ""
+    return f"- **{record.claim_id}** ({record.dataset}){ours}: {record.claim} — **{record.outcome}**"
 
 
-def cell(frame: pd.DataFrame, role: str, region: str, pixels: int) -> pd.Series:
-    rows = frame[(frame["role"] == role) & (frame["region"] == region) & (frame["pixels"] == pixels)]
+def cell(frame: pd.DataFrame, role: str, region: str, pixels: int, spec_set: str = "inputs") -> pd.Series:
+    rows = frame[
+        (frame["role"] == role)
+        & (frame["region"] == region)
+        & (frame["pixels"] == pixels)
+        & (frame["spec_set"] == spec_set)
+    ]
     assert len(rows) == 1
     return rows.iloc[0]
 
@@ -315,7 +397,14 @@ def test_csv_holds_our_rates_beside_the_papers(tmp_path: Path) -> None:
     )
     assert "7.00 (3.03)" in md and "2.00 (1.36)" in md
     assert "Scale: **tiny**" in md
-    assert f"attacked images (those the model classifies correctly): AllConv {ATTACKED}" in md
+    assert f"attacked images: AllConv {ATTACKED}; NiN {ATTACKED}" in md
+    assert f"of them classified correctly: AllConv {ATTACKED}" in md
+    # Every table says how the attacks ran, as the evaluations recorded it.
+    assert "`inputs`: search composite, strategy rand1, attacked correct: the correctly classified" in md
+    assert md.count("Method, as the evaluations recorded it") >= 2  # Tables II and IV
+    assert (row["search"], row["strategy"], row["attacked_set"]) == ("composite", "rand1", "correct")
+    assert row["untargeted1_correct"] == row["untargeted1"] and row["correct_attacked"] == ATTACKED
+    assert row["idle_query_share"] > 0 and cell(frame, "allconv", "original", 1)["idle_query_share"] == 0
     assert f"targeted images (each attacked towards every other class): AllConv {TARGETED_IMAGES}" in md
     assert "None: every evaluation the spec names was found." in md
     assert_pngs(figures)
@@ -620,9 +709,141 @@ def test_cli_with_the_real_params(tmp_path: Path) -> None:
     assert cell(frame, "vgg16", "original", 1)["paper_untargeted1"] == pytest.approx(43.40)
     records = read_records(claims)
     assert read_claims(claims).scale == "tiny"
-    assert set(records) == {"P1", "P1.allconv", "P1.nin", "P1.vgg16", "P5"}
+    ours = {f"{c}.indexed{r}" for c in ("P6", "P7") for r in ("", ".allconv", ".nin", ".vgg16")}
+    assert set(records) == {"P1", "P1.allconv", "P1.nin", "P1.vgg16", "P5", *ours}
     assert all(r.outcome == Outcome.NOT_TESTED for r in records.values())
+    assert all(records[c].ours for c in ours) and not records["P1"].ours
+    # The real params compare the indexed search for both regions at every pixel count.
+    compared = frame[frame["spec_set"] == "searches.indexed"]
+    assert set(compared["region"]) == {"foreground", "background"} and set(compared["pixels"]) == {1, 3, 5}
     assert {r.dataset for r in records.values()} == {"cifar10_grabcut", "imagenet"}
     md = out.with_suffix(".md").read_text(encoding="utf-8")
     assert bullet(records["P1"]) in md and "**not tested**" in md
     assert_pngs(figures)
+
+
+# --- ours: both denominators, and the searches compared ----------------------------------------
+
+
+def test_the_papers_protocol_gives_both_denominators_from_one_run(tmp_path: Path) -> None:
+    """attacked_set all (the paper): every one of the 100 images attacked with y = the clean
+    prediction, 80 of them classified correctly; Untargeted1 is over the 100 (the paper's
+    denominator), Untargeted1 over correct over the 80 (ours), both from the same records."""
+    write_evals(tmp_path / "evals", BACKGROUND_HARD, attacked=SAMPLES, attacked_set="all", correct=ATTACKED)
+    frame, md, _, claims = report(tmp_path)
+    row = cell(frame, "vgg16", "foreground", 1)
+    assert (row["attacked"], row["correct_attacked"], row["attacked_set"]) == (SAMPLES, ATTACKED, "all")
+    assert row["untargeted1"] == pytest.approx(100 * 38 / SAMPLES)
+    assert row["untargeted1_correct"] == pytest.approx(100 * 38 / ATTACKED)  # the fooled are the first 38
+    assert row["natural_accuracy"] == pytest.approx(80.0)
+    assert "attacked all: every image, y = the model's clean prediction (the paper's)" in md
+    assert re.search(r"\| AllConv +\| Untargeted1 over correct \(ours\) %", md)
+    assert claims["P1.below.vgg16"].effect is not None and claims["P1.below.vgg16"].effect.n == SAMPLES
+
+
+@pytest.mark.parametrize(
+    ("indexed", "p6", "survives", "p7"),
+    [
+        # The stronger search fools more everywhere, the background still far less often.
+        ({"foreground": 39, "background": 12}, Outcome.HOLDS, "yes", Outcome.INCONCLUSIVE),
+        # It closes the gap: the background about as vulnerable as the foreground.
+        ({"foreground": 30, "background": 29}, Outcome.FAILS, "no", Outcome.HOLDS),
+    ],
+    ids=["claim_survives", "gap_closes"],
+)
+def test_the_papers_claim_is_retested_under_the_indexed_search(
+    tmp_path: Path, indexed: PerRegion, p6: Outcome, survives: str, p7: Outcome
+) -> None:
+    """P1 judges the main (composite) columns, P6.indexed the same rules with the foreground and
+    background of the indexed search and the whole image shared; P7.indexed whether the indexed
+    search raises the background's success more than the foreground's."""
+    write_evals(tmp_path / "evals", BACKGROUND_HARD, indexed=indexed)
+    frame, md, figures, claims = report(tmp_path, searches=True)
+    assert claims["P1"].outcome == Outcome.HOLDS  # the paper's search, unchanged
+    for role, model in ROLES.items():
+        assert claims[f"P6.indexed.{role}"].outcome == p6
+        assert claims[f"P6.indexed.{role}"].parts == (f"P6.indexed.below.{role}", f"P6.indexed.far.{role}")
+        assert claims[f"P7.indexed.{role}"].outcome == p7
+        for claim_id in (f"P6.indexed.{role}", f"P6.indexed.below.{role}", f"P7.indexed.{role}"):
+            assert claims[claim_id].ours and claims[claim_id].models == (model,)
+        assert bullet(claims[f"P6.indexed.{role}"]) in md
+    below = claims["P6.indexed.below.allconv"].effect
+    assert below is not None and below.value == pytest.approx(
+        100 * (indexed["foreground"] - indexed["background"]) / ATTACKED
+    )
+    # Per image and pooled over pixel counts: (indexed - composite) on the background minus on the foreground.
+    gap = claims["P7.indexed.allconv"].effect
+    gain = (indexed["background"] - BACKGROUND_HARD["background"]) - (
+        indexed["foreground"] - BACKGROUND_HARD["foreground"]
+    )
+    assert gap is not None and gap.value == pytest.approx(100 * gain / ATTACKED) and gap.paired
+    rates = {q.label: q for q in claims["P6.indexed.below.allconv"].quantities}
+    source = str(eval_path(tmp_path / "evals", "m_allconv", attack_name("background", 1, INDEXED)))
+    assert rates["AllConv background 1px success"].source == source
+    assert rates["AllConv original 1px success"].source.endswith(f"{attack_name('original', 1)}.json")
+    assert claims["P6.indexed"].outcome == p6 and claims["P6.indexed"].parts == tuple(
+        f"P6.indexed.{r}" for r in ROLES
+    )
+    assert f"survive the indexed search? **{survives}**" in md
+    # The csv holds the compared rows beside Table II's, each with the search it ran.
+    twin = cell(frame, "nin", "background", 3, "searches.indexed")
+    assert twin["search"] == "indexed" and twin["untargeted1"] == pytest.approx(
+        100 * indexed["background"] / ATTACKED
+    )
+    assert cell(frame, "nin", "background", 3)["search"] == "composite"
+    assert len(frame) == len(ROLES) * len(PIXELS) * (len(REGIONS) + len(REGION_SEARCHED))
+    # The md sets the regions side by side per search, both denominators, and the idle share.
+    assert "## Searches compared (ours; no paper has this comparison)" in md
+    assert re.search(
+        r"\| Original \(every search\) +\| Foreground \(composite\) +\| Foreground \(indexed\)", md
+    )
+    foreground, background = (fmt_cell(100 * indexed[r] / ATTACKED) for r in REGION_SEARCHED)
+    assert re.search(rf"\| NiN +\| 3 +\| 50\.00 +\| 47\.50 +\| {foreground} +\| 12\.50 +\| {background}", md)
+    assert_pngs(figures)
+
+
+def fmt_cell(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def test_a_missing_compared_evaluation_leaves_only_ours_not_tested(tmp_path: Path) -> None:
+    evals = tmp_path / "evals"
+    write_evals(evals, BACKGROUND_HARD, indexed={"foreground": 39, "background": 12})
+    gone = eval_path(evals, "m_nin", attack_name("background", 3, INDEXED))
+    gone.unlink()
+    frame, md, _, claims = report(tmp_path, searches=True)
+    assert claims["P1.nin"].outcome == Outcome.HOLDS
+    assert claims["P6.indexed.nin"].outcome == claims["P7.indexed.nin"].outcome == Outcome.NOT_TESTED
+    assert "background 3px (indexed search)" in claims["P6.indexed.nin"].reason
+    assert claims["P6.indexed.allconv"].outcome == Outcome.HOLDS
+    assert f"- NiN `searches.indexed.background_3` (`{attack_name('background', 3, INDEXED)}`)" in md
+    assert math.isnan(cell(frame, "nin", "background", 3, "searches.indexed")["untargeted1"])
+
+
+def test_a_compared_column_from_another_search_is_a_data_error(tmp_path: Path) -> None:
+    evals = tmp_path / "evals"
+    write_evals(evals, BACKGROUND_HARD, indexed={"foreground": 39, "background": 12})
+    stale = eval_path(evals, "m_vgg16", attack_name("foreground", 1, INDEXED))
+    write_json(stale, de_eval("m_vgg16", "foreground", 1, 5, search="composite"))
+    with pytest.raises(
+        DataError, match=r"'composite' search, but tables\.pixel_space\.searches\.indexed\.foreground_1"
+    ):
+        build_pixel_table(make_spec(searches=True), evals)
+
+
+def test_an_evaluation_from_before_the_search_option_reads_as_what_it_ran(tmp_path: Path) -> None:
+    """Older evaluations recorded no search or attacked set: they ran the indexed search on the
+    correctly classified images, so both denominators are theirs."""
+    evals = tmp_path / "evals"
+    write_evals(evals, BACKGROUND_HARD)
+    path = eval_path(evals, "m_allconv", attack_name("background", 1))
+    old = de_eval("m_allconv", "background", 1, 10)
+    for key in ("search", "strategy", "attacked_set", "correct_attacked"):
+        del old["pixel_attack"][key]
+    for key in ("correct_images", "correct_successes", "correct_success_rate", "idle_query_share"):
+        del old["pixel_attack"]["untargeted"][key]
+    write_json(path, old)
+    row = cell(build_pixel_table(make_spec(), evals).frame, "allconv", "background", 1)
+    assert (row["search"], row["attacked_set"], row["correct_attacked"]) == ("indexed", "correct", ATTACKED)
+    assert row["untargeted1_correct"] == row["untargeted1"] == pytest.approx(12.5)
+    assert pd.isna(row["strategy"])

@@ -78,6 +78,11 @@ STAGE_CODE: dict[str, list[str]] = {
         "stages/data/builders.py",
         "stages/data/processed.py",
     ],
+    "salience_quality": [
+        "stages/salience_quality.py",
+        "stages/saliency",
+        "stages/data/processed.py",
+    ],
     "dataset_table": [
         "stages/dataset_table.py",
         "stages/report/dataset_table.py",

@@ -6,16 +6,30 @@ image, each pixel anywhere in a region (the whole image, its foreground or its b
 and search the pixels and their colours with DE using only the model's output probabilities.
 
 Encoding. A candidate is k genes of (1 + C) numbers in [0, 1]: a *position* and C colour
-values. The position is read as an index into the image's own list of region pixels (row-major
-order), ``floor(u * n_region)``, so every candidate lies in the region by construction and
-the search space is exactly the region. (Wang et al. ran DE over the whole image and
-composited the result with the clean image outside the region, §III-D, which wastes every
-candidate that lands outside; they name searching the region itself as future work. On the
-full region the index encoding is the paper's (x, y) encoding with the two coordinates fused.)
-The k indices of a candidate are made distinct by a deterministic repair (see
-:func:`_distinct_indices`), so exactly k pixels are written. Colours map [0, 1] onto the
-model's input range; by default they are rounded to the 256 levels of 8-bit images, the
-paper's "real number between 0 and 255" per channel of images stored as bytes.
+values. Colours map [0, 1] onto the model's input range; by default they are rounded to the 256
+levels of 8-bit images, the paper's "real number between 0 and 255" per channel of images
+stored as bytes. How a position becomes a pixel is the *search* (:attr:`DEConfig.search`):
+
+- ``"composite"`` (the paper's, §III-D, Eqs. 17-18): the position indexes the whole image,
+  ``floor(u * H * W)`` in row-major order (the paper's (x, y) with the two coordinates fused),
+  and the candidate is evaluated on the composite image x̄ whose region pixels come from the
+  modified image x' and whose other pixels from the clean image x: C(x̄) = C_F(x') ∪ C_B(x) for
+  a foreground attack (Eq. 17), C_F(x) ∪ C_B(x') for a background one (Eq. 18). A pixel that
+  lands outside the region is therefore not written, and a candidate whose k pixels all land
+  outside *is* the clean image, with the clean image's fitness ("if the perturbed pixel is
+  located in the background [...] the value of the fitness function will not change at all",
+  §III-D). Such candidates are counted per image (:attr:`DEResult.idle_queries`).
+- ``"indexed"`` (ours, stronger): the position indexes the image's own list of region pixels,
+  ``floor(u * n_region)``, so every candidate lies in the region and no evaluation is spent on
+  the clean image. The paper names searching the region itself as future work (§III-D, last
+  paragraph). A small region (a thin background) wastes most composite candidates, so the two
+  searches can differ most there.
+
+On the full region the two are the same search: the region list is the whole image in
+row-major order, so every gene decodes to the same pixel and the random streams are shared.
+The k positions of a candidate are made distinct by a deterministic repair (see
+:func:`_distinct_indices`) over whatever the positions index, so a candidate proposes exactly k
+pixels (the composite search writes those of them inside the region).
 
 DE settings (:class:`DEConfig`) are the paper's §IV-B: population 400, at most 100
 generations, Latin-hypercube initialisation, mutation factor F ~ U[0.5, 1) drawn every
@@ -23,9 +37,10 @@ generation ("dithering"), binomial crossover, early stop per image when the labe
 (untargeted) or equals the target (targeted). The fitness is the true-class probability
 (minimised) or the target-class probability (maximised). The paper's wording on dithering is
 scipy's ``differential_evolution`` documentation verbatim and every stated setting is one of
-that function's defaults, so the unstated ones are taken from the same defaults: strategy
-``best1bin`` and crossover rate (``recombination``) 0.7. Eq. (11) of the paper prints the
-textbook rand/1 mutation instead; ``strategy="rand1"`` gives it.
+that function's defaults, so the unstated crossover rate is scipy's ``recombination`` 0.7.
+The mutation is the one the paper prints, Eq. (11): rand/1, v = x_r1 + F (x_r2 - x_r3) with
+r1, r2, r3 and i distinct (``strategy="rand1"``, the default). scipy's default ``best1bin``
+(base vector = the population's best) is the option ``strategy="best1"``.
 
 Batching. All images and their whole populations are evaluated together, one chunked forward
 pass (at most ``max_batch`` images per chunk) per generation, on whatever device the images
@@ -57,6 +72,8 @@ from stages.utils.progress import progress as progress_bar
 
 Strategy = Literal["best1", "rand1"]
 STRATEGIES: tuple[str, ...] = ("best1", "rand1")
+Search = Literal["composite", "indexed"]
+SEARCHES: tuple[str, ...] = ("composite", "indexed")
 Init = Literal["latin_hypercube", "random"]
 INITS: tuple[str, ...] = ("latin_hypercube", "random")
 
@@ -77,8 +94,12 @@ class DEConfig:
             states no CR; 0.7 is scipy's default ``recombination``, and the paper's other
             settings are all scipy's defaults (see the module docstring). Su et al.'s
             one-pixel attack used no crossover, i.e. CR = 1.
-        strategy: ``"best1"`` (scipy's default ``best1bin``: base vector = the population's
-            best) or ``"rand1"`` (the paper's Eq. (11): base vector = a random member).
+        strategy: ``"rand1"`` (the paper's Eq. (11): base vector = a random member) or
+            ``"best1"`` (scipy's default ``best1bin``: base vector = the population's best).
+        search: ``"composite"`` (the paper's §III-D: positions over the whole image, a pixel
+            outside the region left clean, Eqs. 17-18) or ``"indexed"`` (ours: positions index
+            the region's own pixels). The same search on the full region; see the module
+            docstring.
         init: ``"latin_hypercube"`` (the paper) or ``"random"`` (uniform).
         targeted: maximise the target class's probability instead of minimising the true one's.
         early_stop: stop an image as soon as one of its candidates succeeds (the paper).
@@ -93,7 +114,8 @@ class DEConfig:
     max_generations: int = 100
     mutation: tuple[float, float] = (0.5, 1.0)
     crossover_rate: float = 0.7
-    strategy: Strategy = "best1"
+    strategy: Strategy = "rand1"
+    search: Search = "composite"
     init: Init = "latin_hypercube"
     targeted: bool = False
     early_stop: bool = True
@@ -116,6 +138,8 @@ class DEConfig:
             raise ValueError(f"crossover_rate must be in [0, 1], got {self.crossover_rate}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; valid values are: {', '.join(STRATEGIES)}")
+        if self.search not in SEARCHES:
+            raise ValueError(f"unknown search {self.search!r}; valid values are: {', '.join(SEARCHES)}")
         if self.init not in INITS:
             raise ValueError(f"unknown init {self.init!r}; valid values are: {', '.join(INITS)}")
         if not self.value_range[0] < self.value_range[1]:
@@ -143,9 +167,16 @@ class DEResult:
         adversarial_label: int64 (N,): the model's label for the reported candidate.
         adversarial_confidence: float (N,): the probability of that label (the paper's
             "Confidence" columns average it over successes).
-        pixel_coords: int64 (N, k, 2): (row, col) of the changed pixels.
-        pixel_values: float (N, k, C): their new values, in the model's input range.
-        adversarial: (N, C, H, W): the reported candidate image.
+        pixel_coords: int64 (N, k, 2): (row, col) of the reported candidate's k pixels.
+        pixel_values: float (N, k, C): their proposed values, in the model's input range.
+        in_region: bool (N, k): which of them lie in the region, i.e. were written into
+            ``adversarial``: all of them for the indexed search, those inside the region for
+            the composite one (the others leave the clean pixel).
+        adversarial: (N, C, H, W): the reported candidate image; outside the region it equals
+            the clean image, whatever the search.
+        idle_queries: int64 (N,): model evaluations spent on candidates with no pixel in the
+            region, i.e. on the clean image itself (the composite search's wasted candidates;
+            always 0 for the indexed search).
         target: int64 (N,) for targeted runs, else None.
         history: float (N, max_generations + 1) when requested: the best fitness probability
             after each generation (column 0: initial population), NaN after the image stopped.
@@ -159,19 +190,37 @@ class DEResult:
     adversarial_confidence: torch.Tensor
     pixel_coords: torch.Tensor
     pixel_values: torch.Tensor
+    in_region: torch.Tensor
     adversarial: torch.Tensor
+    idle_queries: torch.Tensor
     target: torch.Tensor | None = None
     history: torch.Tensor | None = None
+
+    @property
+    def pixels_in_region(self) -> torch.Tensor:
+        """int64 (N,): how many of each reported candidate's k pixels changed the image."""
+        return self.in_region.sum(dim=1)
 
 
 # ------------------------------------------------------------------ encoding
 
 
-def _region_pixels(region: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each image's region pixels as flat indices, row-major, padded: ((N, max_n), counts (N,)).
+@dataclass
+class _Positions:
+    """What a position gene can point at, per image (see the module docstring, "Encoding")."""
 
-    Padding entries (beyond an image's count) are never selected, since decoded indices are
-    clamped below the image's count.
+    pixels: torch.Tensor  # int64 (N, max_n): flat pixel indices (row-major), padded
+    counts: torch.Tensor  # int64 (N,): how many of ``pixels`` each image has
+    region: torch.Tensor  # bool (N, H * W): the pixels a candidate may change
+
+
+def _positions(region: torch.Tensor, k: int, search: Search) -> _Positions:
+    """The positions of ``search`` on ``region`` (bool (N, 1, H, W)).
+
+    Indexed: each image's region pixels, row-major, padded to the largest count (padding is
+    never selected, since decoded indices are clamped below the image's count). Composite: every
+    pixel of the image, for every image. Both need k region pixels per image, so that the two
+    searches attack the same images and a k-pixel attack can change k pixels.
     """
     flat = region.reshape(region.shape[0], -1)
     counts = flat.sum(dim=1)
@@ -182,17 +231,22 @@ def _region_pixels(region: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Te
         raise ValueError(
             f"a {k}-pixel attack needs at least {k} region pixels per image; images {shown}{more} have fewer"
         )
+    if search == "composite":
+        n, size = flat.shape
+        every = torch.arange(size, device=flat.device).expand(n, size)
+        return _Positions(every, torch.full_like(counts, size), flat)
     # A stable sort on "not in region" lists each image's region pixels first, in row-major order.
     order = torch.argsort((~flat).to(torch.uint8), dim=1, stable=True)
-    return order[:, : int(counts.max())].contiguous(), counts
+    return _Positions(order[:, : int(counts.max())].contiguous(), counts, flat)
 
 
 def _distinct_indices(idx: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """Make each row's k indices distinct: an index equal to an earlier one moves up by one
     (cyclically, within 0..count-1) until it is free.
 
-    Deterministic and local (a clash moves to the next pixel in the region list, not to a
-    random one, so repaired candidates stay near what DE proposed). Gene j clashes with at
+    Deterministic and local (a clash moves to the next position, the next pixel of the region
+    list or of the image, not to a random one, so repaired candidates stay near what DE
+    proposed). Gene j clashes with at
     most j occupied values, so j trial moves suffice; a free value exists since count >= k.
     """
     idx = idx.clone()
@@ -208,41 +262,47 @@ def _distinct_indices(idx: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class _Decoded:
-    flat: torch.Tensor  # int64 (B, k): flat pixel index in H*W
-    values: torch.Tensor  # (B, k, C): new pixel values in the model's range
+    flat: torch.Tensor  # int64 (B, k): flat pixel index in H*W, distinct within a row
+    values: torch.Tensor  # (B, k, C): proposed pixel values in the model's range
+    inside: torch.Tensor  # bool (B, k): the pixel lies in its image's region (is written)
 
 
 def _decode(
     genome: torch.Tensor,
     owner: torch.Tensor,
-    pixels: torch.Tensor,
-    counts: torch.Tensor,
+    positions: _Positions,
     cfg: DEConfig,
     channels: int,
     dtype: torch.dtype,
 ) -> _Decoded:
     """Genomes (B, k * (1 + C)) in [0, 1] of images ``owner`` (B,) -> pixels and values."""
     genes = genome.view(genome.shape[0], cfg.pixels, 1 + channels)
-    n = counts[owner].unsqueeze(1)
+    counts = positions.counts[owner]
+    n = counts.unsqueeze(1)
     idx = torch.minimum((genes[:, :, 0] * n).floor().long(), n - 1)
-    idx = _distinct_indices(idx, counts[owner])
-    flat = pixels[owner.unsqueeze(1), idx]
+    idx = _distinct_indices(idx, counts)
+    flat = positions.pixels[owner.unsqueeze(1), idx]
     colour = genes[:, :, 1:]
     if cfg.color_levels is not None:
         steps = cfg.color_levels - 1
         colour = torch.round(colour * steps) / steps
     lo, hi = cfg.value_range
-    return _Decoded(flat=flat, values=(lo + (hi - lo) * colour).to(dtype))
+    inside = positions.region[owner.unsqueeze(1), flat]
+    return _Decoded(flat=flat, values=(lo + (hi - lo) * colour).to(dtype), inside=inside)
 
 
 def _apply(base: torch.Tensor, owner: torch.Tensor, decoded: _Decoded) -> torch.Tensor:
-    """Copies of ``base[owner]`` with the decoded pixels written in: (B, C, H, W)."""
+    """The composite images x̄ of ``base[owner]``: (B, C, H, W) copies with each decoded pixel
+    written where it lies in the region and the clean pixel kept elsewhere (Wang et al.,
+    §III-D, Eqs. 17-18; every pixel is inside for the indexed search)."""
     out = base[owner]  # advanced indexing copies
     b, c, h, w = out.shape
     view = out.view(b, c, h * w)
     rows = torch.arange(b, device=out.device).unsqueeze(1)
-    # Indices (B, k) around a slice: the indexed shape is (B, k, C), the values' layout.
-    view[rows, :, decoded.flat] = decoded.values
+    # Indices (B, k) around a slice: the indexed shape is (B, k, C), the values' layout. The
+    # k indices of a row are distinct, so no write overwrites another.
+    clean = view[rows, :, decoded.flat]
+    view[rows, :, decoded.flat] = torch.where(decoded.inside.unsqueeze(2), decoded.values, clean)
     return out
 
 
@@ -371,17 +431,18 @@ def _evaluate(
     owner: torch.Tensor,
     genome: torch.Tensor,
     goal: torch.Tensor,
-    pixels: torch.Tensor,
-    counts: torch.Tensor,
+    positions: _Positions,
     cfg: DEConfig,
-) -> _Scores:
-    """Score candidate genomes (B, D) of images ``owner`` (B,), ``max_batch`` at a time."""
-    energy, label, label_prob = [], [], []
+) -> tuple[_Scores, torch.Tensor]:
+    """Score candidate genomes (B, D) of images ``owner`` (B,), ``max_batch`` at a time; also
+    bool (B,): the candidate has no pixel in the region (it is the clean image)."""
+    energy, label, label_prob, idle = [], [], [], []
     channels = images.shape[1]
     with torch.no_grad():
         for start in range(0, genome.shape[0], cfg.max_batch):
             part = slice(start, start + cfg.max_batch)
-            decoded = _decode(genome[part], owner[part], pixels, counts, cfg, channels, images.dtype)
+            decoded = _decode(genome[part], owner[part], positions, cfg, channels, images.dtype)
+            idle.append(~decoded.inside.any(dim=1))
             probs = torch.softmax(model(_apply(images, owner[part], decoded)).float(), dim=1)
             g = goal[owner[part]]
             p_goal = probs.gather(1, g.unsqueeze(1)).squeeze(1)
@@ -391,7 +452,7 @@ def _evaluate(
             label_prob.append(top_prob)
     lab = torch.cat(label)
     success = lab == goal[owner] if cfg.targeted else lab != goal[owner]
-    return _Scores(torch.cat(energy), lab, torch.cat(label_prob), success)
+    return _Scores(torch.cat(energy), lab, torch.cat(label_prob), success), torch.cat(idle)
 
 
 # ------------------------------------------------------------------ the attack
@@ -415,9 +476,13 @@ def differential_evolution_attack(
     Args:
         model: maps (B, C, H, W) images in ``config.value_range`` to logits (B, classes).
         images: clean images (N, C, H, W). Not modified.
-        labels: int64 (N,): the true classes (untargeted fitness and success).
+        labels: int64 (N,): the classes y the attack moves away from (untargeted fitness and
+            success): the true classes, or the model's clean predictions as in the paper
+            (§III-A: "y represents the true class predicted by the classifier before being
+            attacked").
         region: bool (N, 1, H, W), True where pixels may change (see
-            :mod:`stages.masks.regions`); None for the whole image.
+            :mod:`stages.masks.regions`); None for the whole image. Outside it no candidate
+            changes a pixel, whatever ``config.search``.
         config: DE settings; None for the paper's defaults (:class:`DEConfig`).
         targets: int64 (N,), required iff ``config.targeted``; must differ from ``labels``.
         generator: seeds the per-image random streams (CPU or CUDA); None uses torch's
@@ -452,7 +517,7 @@ def differential_evolution_attack(
             raise ValueError("targets given to an untargeted attack; set DEConfig(targeted=True)")
         goal = labels.to(device=device, dtype=torch.long)
 
-    pixels, counts = _region_pixels(region.to(device), cfg.pixels)
+    positions = _positions(region.to(device), cfg.pixels, cfg.search)
     images = images.detach()
     size, dim = cfg.population, cfg.pixels * (1 + channels)
     seed_device = generator.device if generator is not None else torch.device("cpu")
@@ -469,6 +534,7 @@ def differential_evolution_attack(
     out_success = torch.zeros(n, dtype=torch.bool, device=device)
     generations = torch.zeros(n, dtype=torch.long)
     queries = torch.zeros(n, dtype=torch.long)
+    idle_queries = torch.zeros(n, dtype=torch.long)
     history = torch.full((n, cfg.max_generations + 1), math.nan) if record_history else None
 
     # State of the alive images, compacted as images finish.
@@ -477,7 +543,8 @@ def differential_evolution_attack(
 
     def evaluate(genomes: torch.Tensor) -> _Scores:
         owner = alive.repeat_interleave(size)
-        s = _evaluate(model, images, owner, genomes.reshape(-1, dim), goal, pixels, counts, cfg)
+        s, idle = _evaluate(model, images, owner, genomes.reshape(-1, dim), goal, positions, cfg)
+        idle_queries[alive.cpu()] += idle.view(alive.numel(), size).sum(dim=1).cpu()
         return s.reshape(alive.numel(), size)
 
     scores = evaluate(pop)
@@ -526,7 +593,7 @@ def differential_evolution_attack(
         pool, pool_scores = torch.cat([pop, trial], dim=1), scores.cat(trial_scores)
 
     all_images = torch.arange(n, device=device)
-    decoded = _decode(out_genome, all_images, pixels, counts, cfg, channels, images.dtype)
+    decoded = _decode(out_genome, all_images, positions, cfg, channels, images.dtype)
     adversarial = _apply(images, all_images, decoded)
     confidence = -out_energy if cfg.targeted else out_energy
     return DEResult(
@@ -538,7 +605,9 @@ def differential_evolution_attack(
         adversarial_confidence=out_label_prob.cpu(),
         pixel_coords=torch.stack([decoded.flat // width, decoded.flat % width], dim=2).cpu(),
         pixel_values=decoded.values.cpu(),
+        in_region=decoded.inside.cpu(),
         adversarial=adversarial.cpu(),
+        idle_queries=idle_queries,
         target=goal.cpu() if cfg.targeted else None,
         history=history,
     )

@@ -57,6 +57,7 @@ def de_config(spec: AttackSpec, *, targeted: bool = False, max_batch: int | None
         mutation=spec.mutation,
         crossover_rate=spec.crossover_rate,
         strategy=spec.strategy,
+        search=spec.search,
         init=spec.init,
         targeted=targeted,
         color_levels=spec.color_levels,

@@ -70,8 +70,16 @@ def config_class(builder: Builder) -> type:
 
 
 def make_config(builder: Builder, options: dict[str, Any], where: str) -> Any:
-    """The builder's options dataclass from params (unknown keys are errors naming the key)."""
-    return dataclass_from_dict(config_class(builder), options, where)
+    """The builder's options dataclass from params (unknown keys are errors naming the key).
+
+    A value the dataclass itself rejects is reported under ``where`` too, so the message
+    names the params path (``datasets.<name>.options``) and not only the option."""
+    try:
+        return dataclass_from_dict(config_class(builder), options, where)
+    except ConfigError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def build(builder: Builder, raw_root: Path, cfg: Any, *, progress: bool) -> BuildResult:

@@ -1,12 +1,30 @@
 """Few-pixel differential-evolution attacks (Wang et al., pixel space) as an evaluation.
 
 One ``kind: de`` attack of params.yaml is k pixels in one region (whole image, foreground or
-background). The images the model classifies correctly are attacked (an image it already gets
-wrong needs no attack, and would count as a success at generation 0); success rates are over
-them, robust accuracy over every evaluated image. Besides the usual metrics the result holds a
-``pixel_attack`` block with everything Wang et al.'s Table II, Table IV and Figs. 3-6 need:
-per-image outcomes with their fitness curves, and, for the first ``targeted_images`` attacked
-images, the outcome of the targeted attack towards each other class.
+background), searched as the paper does (``search: composite``) or as we do (``indexed``).
+
+Which images are attacked (``attacked``):
+
+- ``all`` (the paper's): every one of the first ``images`` test images, each with y = the class
+  the model predicts for the clean image (§III-A: "y represents the true class predicted by
+  the classifier before being attacked"; §IV-B: 500 random test images per model). A success
+  is a label other than y, so a misclassified image is attacked like any other.
+- ``correct`` (ours): only the images the model classifies correctly, with their true labels
+  (an image it already gets wrong needs no attack).
+
+Both success rates are reported wherever they exist: over every attacked image (the paper's
+Table II denominator under ``all``) and over the attacked images the model classifies correctly
+(ours; under ``correct`` the two are one). Robust accuracy is over every evaluated image and is
+the same quantity under both: correct on the clean image and not fooled. So the robust metrics
+(accuracy, loss, perturbation sizes, ``per_image``) use the adversarial image only where the
+clean image was classified correctly; a misclassified image stays clean there (it is an error
+already, and its attack, away from the wrong class, could even land on the true one).
+
+Besides the usual metrics the result holds a ``pixel_attack`` block with everything Wang et
+al.'s Table II, Table IV and Figs. 3-6 need: the search, strategy and attacked set, per-image
+outcomes with their fitness curves, and, for the first ``targeted_images`` attacked images,
+the outcome of the targeted attack towards each other class (source = y, as the paper's
+targeted attack on "an image classified as class A").
 """
 
 from __future__ import annotations
@@ -45,16 +63,25 @@ def _predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.d
         )
 
 
-def _image_records(index: torch.Tensor, labels: torch.Tensor, result: DEResult) -> list[dict[str, Any]]:
+def _image_records(
+    index: torch.Tensor, labels: torch.Tensor, true_labels: torch.Tensor, result: DEResult
+) -> list[dict[str, Any]]:
+    """One record per attacked image. ``label`` is the class y the attack moved away from (the
+    clean prediction or the true label, see the module docstring), ``true_label`` the dataset's;
+    ``pixels`` are the pixels written into the image (row, col, colour), i.e. the reported
+    candidate's pixels inside the region, ``pixels_in_region`` of them out of k."""
     assert result.history is not None
     records = []
     for i in range(len(index)):
         stop = int(result.generations[i]) + 1
-        coords, values = result.pixel_coords[i].tolist(), result.pixel_values[i].tolist()
+        inside = result.in_region[i]
+        coords, values = result.pixel_coords[i][inside].tolist(), result.pixel_values[i][inside].tolist()
         records.append(
             {
                 "index": int(index[i]),
                 "label": int(labels[i]),
+                "true_label": int(true_labels[i]),
+                "clean_correct": bool(labels[i] == true_labels[i]),
                 "success": bool(result.success[i]),
                 "queries": int(result.queries[i]),
                 "generations": int(result.generations[i]),
@@ -65,17 +92,34 @@ def _image_records(index: torch.Tensor, labels: torch.Tensor, result: DEResult) 
                     [r, c, *(_round(v) for v in colour)]
                     for (r, c), colour in zip(coords, values, strict=True)
                 ],
+                "pixels_in_region": int(inside.sum()),
+                "idle_queries": int(result.idle_queries[i]),
                 "fitness": [_round(v) for v in result.history[i, :stop].tolist()],
             }
         )
     return records
 
 
+def _rate(successes: int, images: int) -> float | None:
+    return _round(successes / images) if images else None
+
+
 def _untargeted_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts and rates over the attacked images: ``success_rate`` = successes / every attacked
+    image (the paper's denominator under ``attacked: all``), ``correct_success_rate`` =
+    successes / the attacked images classified correctly (ours)."""
     wins = [r for r in records if r["success"]]
+    correct = [r for r in records if r["clean_correct"]]
+    correct_wins = sum(r["success"] for r in correct)
+    queries = sum(r["queries"] for r in records)
     return {
         "successes": len(wins),
-        "success_rate": _round(len(wins) / len(records)) if records else None,
+        "success_rate": _rate(len(wins), len(records)),
+        "correct_images": len(correct),
+        "correct_successes": correct_wins,
+        "correct_success_rate": _rate(correct_wins, len(correct)),
+        # The composite search's evaluations of the clean image itself (0 when indexed).
+        "idle_query_share": _rate(sum(r["idle_queries"] for r in records), queries),
         "confidence": _mean([r["adversarial_confidence"] for r in wins]),
         "mean_generations": _mean([r["generations"] for r in wins]),
         "mean_queries": _mean([r["queries"] for r in records]),
@@ -87,6 +131,7 @@ def _targeted_summary(
     model: nn.Module,
     x: torch.Tensor,
     labels: torch.Tensor,
+    clean_correct: torch.Tensor,
     index: torch.Tensor,
     region: torch.Tensor,
     attack: AttackSpec,
@@ -117,16 +162,21 @@ def _targeted_summary(
             "generations": int(r.generations[p]),
             "target_probability": _round(r.confidence[p]),
             "adversarial_label": int(r.adversarial_label[p]),
+            "clean_correct": bool(clean_correct[sweep.image_index[p]]),
         }
         for p in range(len(sweep.target))
     ]
     wins = [p for p in pairs if p["success"]]
+    correct = [p for p in pairs if p["clean_correct"]]
     reached = torch.bincount(sweep.targets_reached(), minlength=num_classes)
     summary = {
         "images": len(x),
         "pairs": len(pairs),
         "successes": len(wins),
-        "success_rate": _round(len(wins) / len(pairs)) if pairs else None,
+        "success_rate": _rate(len(wins), len(pairs)),
+        "correct_images": int(clean_correct.sum()),
+        "correct_pairs": len(correct),
+        "correct_successes": sum(p["success"] for p in correct),
         "confidence": _mean(
             [float(r.adversarial_confidence[p]) for p in range(len(pairs)) if pairs[p]["success"]]
         ),
@@ -165,13 +215,22 @@ def evaluate_pixel_attack(
     started = time.perf_counter()
     logits = _predict(model, x_all, batch_size, device)
     num_classes = logits.shape[1]
-    correct = logits.argmax(1) == y_all
-    index = correct.nonzero().flatten()
-    x, y = x_all[index].to(device), y_all[index]
+    predicted = logits.argmax(1)
+    clean_correct = predicted == y_all
+    if attack.attacked == "all":
+        # The paper: every image, y = the class the model predicted before the attack.
+        index = torch.arange(n)
+        y = predicted
+    else:
+        index = clean_correct.nonzero().flatten()
+        y = y_all[index]
+    correct = clean_correct[index]  # per attacked image
+    x = x_all[index].to(device)
     masks = None if m_all is None else m_all[index].to(device)
     region = attack_region(attack, x.shape, masks, box_fraction, "natural", device)
     generator = torch.Generator().manual_seed(seed)
     x_adv = x_all.clone()
+    fooled = torch.zeros(n, dtype=torch.bool)  # correct on the clean image, then fooled
     queries = 0
     if len(index):
         result = differential_evolution_attack(
@@ -185,12 +244,13 @@ def evaluate_pixel_attack(
             progress=progress,
             desc=attack.name,
         )
-        x_adv[index] = result.adversarial
+        # Robust metrics take the adversarial image where the clean one was right (module docstring).
+        x_adv[index[correct]] = result.adversarial[correct]
+        fooled[index[correct]] = result.success[correct]
         queries += int(result.queries.sum())
-        untargeted = _untargeted_summary(_image_records(index, y, result))
-        fooled = int(result.success.sum())
+        untargeted = _untargeted_summary(_image_records(index, y, y_all[index], result))
     else:
-        untargeted, fooled = _untargeted_summary([]), 0
+        untargeted = _untargeted_summary([])
     targeted = None
     chosen = min(attack.targeted_images, len(index))
     if chosen:
@@ -198,6 +258,7 @@ def evaluate_pixel_attack(
             model,
             x[:chosen],
             y[:chosen],
+            correct[:chosen],
             index[:chosen],
             region[:chosen],
             attack,
@@ -212,6 +273,7 @@ def evaluate_pixel_attack(
     image_loss = F.cross_entropy(adv_logits, y_all, reduction="none")
     loss = image_loss.sum()
     prediction = adv_logits.argmax(1)
+    robust = clean_correct & ~fooled
     delta = (x_adv - x_all).flatten(1)
     seconds = time.perf_counter() - started
     metrics = {
@@ -220,21 +282,27 @@ def evaluate_pixel_attack(
         "effective_region": attack.region,
         "restarts": 1,
         "samples": n,
-        "accuracy": (len(index) - fooled) / n if n else 0.0,
+        "accuracy": float(robust.sum()) / n if n else 0.0,
         "loss": float(loss) / n if n else 0.0,
         "max_linf_perturbation": float(delta.abs().max()) if delta.numel() else 0.0,
         "mean_l2_perturbation": float(delta.norm(dim=1).sum()) / n if n else 0.0,
         "per_image": per_image_record(
-            split.ids, (prediction == y_all).int().tolist(), image_loss.tolist(), prediction.tolist()
+            split.ids, robust.int().tolist(), image_loss.tolist(), prediction.tolist()
         ),
         "pixel_attack": {
             "pixels": attack.pixels,
             "region": attack.region,
+            # How the attack ran: the paper's method is search composite, strategy rand1,
+            # attacked_set all (Wang et al. §III-D, Eq. 11, §IV-B).
+            "search": attack.search,
+            "strategy": attack.strategy,
+            "attacked_set": attack.attacked,
             "population": attack.population,
             "max_generations": attack.max_generations,
             "num_classes": num_classes,
-            "natural_accuracy": _round(len(index) / n) if n else None,
+            "natural_accuracy": _round(float(clean_correct.sum()) / n) if n else None,
             "attacked": len(index),
+            "correct_attacked": int(correct.sum()),
             "untargeted": untargeted,
             "targeted": targeted,
         },
@@ -246,9 +314,12 @@ def evaluate_pixel_attack(
         "model_evaluations_per_s": queries / max(seconds, 1e-9),
     }
     log.info(
-        "%s: %d of %d attacked images fooled, robust accuracy %.4f on %d samples (%.0f model evaluations/s)",
+        "%s (%s search, %s): %d of %d attacked images fooled, robust accuracy %.4f on %d samples "
+        "(%.0f model evaluations/s)",
         attack.name,
-        fooled,
+        attack.search,
+        attack.strategy,
+        untargeted["successes"],
         len(index),
         metrics["accuracy"],
         n,

@@ -10,6 +10,7 @@ the report quotes its statements and checks each one against our evaluations.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,8 +77,25 @@ PAPER_DECIMALS = 3
 
 # Salience models (params `attacks.<name>.salience`) by what the report calls them. The paper
 # uses DeepGaze II (Kümmerer et al. 2017), whose weights we cannot get.
-SALIENCE_TITLES = {"spectral_residual": "spectral residual (Hou & Zhang 2007)"}
+SALIENCE_TITLES = {
+    "spectral_residual": "spectral residual (Hou & Zhang 2007)",
+    "frequency_tuned": "frequency-tuned (Achanta et al. 2009)",
+}
 PAPER_SALIENCE = "DeepGaze II (Kümmerer et al. 2017)"
+# The salience_quality stage's record (stages/saliency/quality.py): each model's agreement with
+# the ground-truth masks on clean test images, shown beside the claims as one table.
+SALIENCE_COLUMNS = [
+    "dataset",
+    "salience model",
+    "used",
+    "images",
+    "mean FS",
+    "mean foreground fraction",
+    "FS - fraction",
+    "images FS > fraction",
+    "mean AUC",
+    "AUC images",
+]
 
 # Figures: which of the paper's figures a sweep redraws (§5.2-5.4).
 SALIENCE_FIGURE = "Fig. 3"
@@ -149,6 +167,19 @@ class DualTable:
     inputs: dict[str, AttackSpec]
     salience: list[str]  # the salience models of the dual attacks evaluated
     samples: list[int]  # the distinct test-image counts of the evaluations
+    # every dual attack the report reads -> its salience model (params `attacks.<name>.salience`)
+    salience_of: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SalienceAgreement:
+    """The salience_quality record as the report shows it: a row per dataset and salience
+    model (:data:`SALIENCE_COLUMNS`), and the model the record's criterion prefers."""
+
+    frame: pd.DataFrame
+    preferred: str
+    criterion: str
+    source: str
 
 
 def percent(accuracy: float) -> float:
@@ -282,7 +313,9 @@ def build_dual_table(
                 fs_natural[(dataset, sweep.name)] = round(sum(natural) / len(natural), FS_DECIMALS)
 
     dual_specs = [params.attack(a) for s in sweeps if s.dual for a in s.attacks]
-    salience = sorted({s.salience for s in [*dual_specs, input_specs["dual"]] if s.kind == "dual"})
+    dual_specs = [s for s in [input_specs["dual"], *dual_specs] if s.kind == "dual"]
+    salience_of = {s.name: s.salience for s in dual_specs}
+    salience = sorted(set(salience_of.values()))
     return DualTable(
         frame=frame,
         sweeps=sweeps,
@@ -292,6 +325,71 @@ def build_dual_table(
         inputs=input_specs,
         salience=salience,
         samples=samples,
+        salience_of=salience_of,
+    )
+
+
+def _record_value(record: Mapping[str, Any], path: Path, *keys: str) -> Any:
+    node: Any = record
+    for depth, key in enumerate(keys):
+        if not isinstance(node, Mapping) or key not in node:
+            where = ".".join(keys[: depth + 1])
+            raise DataError(
+                f"{path}: no {where!r} in the salience-quality record; delete it and re-run the "
+                "salience_quality stage"
+            )
+        node = node[key]
+    return node
+
+
+def load_salience_agreement(path: Path, datasets: list[str], used: list[str]) -> SalienceAgreement:
+    """The salience_quality stage's record at ``path`` for the report's ``datasets``; ``used``
+    are the salience models of its dual attacks, each of which the record must hold (a model
+    the report cannot vouch for would be named without its agreement)."""
+    if not path.is_file():
+        raise DataError(f"{path}: salience-quality record missing; run the salience_quality stage")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"{path}: not valid JSON ({exc}); delete it and re-run the salience_quality stage"
+        ) from None
+    rows: list[dict[str, Any]] = []
+    for dataset in datasets:
+        models: Mapping[str, Any] = _record_value(record, path, "datasets", dataset, "models")
+        missing = [m for m in used if m not in models]
+        if missing:
+            raise DataError(
+                f"{path}: datasets.{dataset} has no record of salience model(s) {missing} that the dual "
+                f"attacks use (it has {sorted(models)}); re-run the salience_quality stage"
+            )
+        for model in sorted(models, key=lambda m: (m not in used, m)):
+            keys = ("datasets", dataset, "models", model)
+            fs = float(_record_value(record, path, *keys, "mean_foreground_score"))
+            fraction = float(_record_value(record, path, *keys, "mean_foreground_fraction"))
+            images = int(_record_value(record, path, *keys, "images"))
+            auc = _record_value(record, path, *keys, "auc")
+            auc_images = int(_record_value(record, path, *keys, "auc", "images"))
+            above = int(_record_value(record, path, *keys, "images_fs_above_fraction"))
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "salience model": model,
+                    "used": "yes" if model in used else "",
+                    "images": images,
+                    "mean FS": round(fs, FS_DECIMALS),
+                    "mean foreground fraction": round(fraction, FS_DECIMALS),
+                    "FS - fraction": round(fs - fraction, FS_DECIMALS),
+                    "images FS > fraction": f"{above}/{images}",
+                    "mean AUC": None if auc.get("mean") is None else round(float(auc["mean"]), FS_DECIMALS),
+                    "AUC images": auc_images,
+                }
+            )
+    return SalienceAgreement(
+        frame=pd.DataFrame(rows, columns=SALIENCE_COLUMNS),
+        preferred=str(_record_value(record, path, "preferred", "model")),
+        criterion=str(_record_value(record, path, "preferred", "criterion")),
+        source=str(path),
     )
 
 
@@ -322,6 +420,46 @@ def sweep_frame(table: DualTable, sweep: SweepAxis) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+def _salience_title(model: str) -> str:
+    return f"{SALIENCE_TITLES.get(model, model)}, `{model}` in params"
+
+
+def salience_lines(table: DualTable, agreement: SalienceAgreement) -> list[str]:
+    """Which salience model each dual attack used, and how well each model agrees with the
+    ground-truth masks (the salience_quality record)."""
+    by_model: dict[str, list[str]] = {}
+    for attack, model in table.salience_of.items():
+        by_model.setdefault(model, []).append(attack)
+    if len(by_model) == 1:
+        ((model, attacks),) = by_model.items()
+        used = f"all {len(attacks)} dual attacks of this report use {_salience_title(model)}"
+    else:
+        used = (
+            "; ".join(
+                f"{_salience_title(m)}: {', '.join(f'`{a}`' for a in attacks)}"
+                for m, attacks in sorted(by_model.items())
+            )
+            or "no dual attack"
+        )
+    preferred = f"The record prefers `{agreement.preferred}` ({agreement.criterion})"
+    if set(by_model) - {agreement.preferred}:
+        preferred += "; **the dual attacks use another model**, so params.yaml and the record disagree"
+    return [
+        f"Salience model: {used}, not the paper's {PAPER_SALIENCE}, so absolute FS values are not "
+        "comparable with the paper's; the direction over λ is.",
+        "",
+        f"Agreement of each salience model with the ground-truth masks on the clean test images "
+        f"(`{agreement.source}`): its mean FS against the mean foreground fraction (the FS of a "
+        "uniform map; FS above it means the model ranks the foreground above the background), and "
+        "the mean per-image AUC of salience vs mask (the chance that a foreground pixel is more "
+        "salient than a background one; 0.5 is chance; `AUC images` leaves out images whose mask is "
+        f"all foreground or all background). `used`: the model of the dual attacks. {preferred}.",
+        "",
+        markdown_table(agreement.frame),
+        "",
+    ]
+
+
 def to_markdown(
     table: DualTable,
     claims: list[ClaimRecord],
@@ -330,9 +468,9 @@ def to_markdown(
     level: str,
     figures: list[Path],
     plots: list[Path],
+    agreement: SalienceAgreement,
 ) -> str:
     count = "/".join(str(n) for n in table.samples) or "?"
-    salience = ", ".join(f"{SALIENCE_TITLES.get(s, s)}, `{s}` in params" for s in table.salience) or "none"
     lines = [
         "# Dual-perturbation attacks: Clean, AT-PGD and AT-Dual",
         "",
@@ -354,10 +492,10 @@ def to_markdown(
         "",
         "## The paper's claims and our verdicts",
         "",
-        f"Salience model: ours is {salience}, not the paper's {PAPER_SALIENCE}, so absolute FS values "
-        "are not comparable with the paper's; the direction over λ is. Before any FS claim is scored, "
-        "`D0` checks that the salience model ranks the foreground above the background on clean images "
-        "(their mean FS above the foreground fraction); where it does not, the FS claims are degenerate.",
+        *salience_lines(table, agreement),
+        "Before any FS claim is scored, `D0` checks on the clean images of the dual evaluation that the "
+        "salience model ranks the foreground above the background (their mean FS above the foreground "
+        "fraction); where it does not, the FS claims are degenerate.",
         "",
         f"Each outcome comes from a {level} interval (`results/claims/dual_perturbation.json` holds the "
         "records). `D1`/`D2`: l2 dual and strong l2 PGD; `D3`/`D4`: FS over λ and its floor; `D5`: clean "
@@ -472,14 +610,17 @@ def write_dual_report(
     *,
     datasets_dir: Path,
     claims_path: Path,
+    salience_path: Path,
 ) -> DualTable:
     """Build the report from ``spec`` (params' ``tables.dual_perturbation``) and write ``out``.csv,
     ``out``.md, ``<figures>/<dataset>.png``, the plot CSVs under ``plots`` and the claim records
-    ``claims_path``. Every evaluation the report reads must exist (a missing one is a DataError
-    naming its file), and nothing is written before all of them are read and judged."""
+    ``claims_path``; ``salience_path`` is the salience_quality stage's record. Every evaluation
+    the report reads must exist (a missing one is a DataError naming its file), and nothing is
+    written before all of them are read and judged."""
     pairs = required_pairs(spec)
     evals = load_evals(evals_dir, pairs)
     table = build_dual_table(evals, spec, params)
+    agreement = load_salience_agreement(salience_path, list(spec["datasets"]), table.salience)
     settings = ClaimSettings.from_params(params.raw)
     facts = {dataset: dataset_facts(datasets_dir, dataset) for dataset in spec["datasets"]}
     claims = dual_claims(
@@ -495,7 +636,13 @@ def write_dual_report(
         _write_csv(path, frame)
     write_claims(claims_path, ClaimsFile(PAPER, TITLE, scale, tuple(claims)))
     markdown = to_markdown(
-        table, claims, scale=scale, level=settings.level, figures=figure_files, plots=list(plot_files)
+        table,
+        claims,
+        scale=scale,
+        level=settings.level,
+        figures=figure_files,
+        plots=list(plot_files),
+        agreement=agreement,
     )
     write_table(out, table.frame, markdown)
     return table

@@ -4,6 +4,13 @@ image, its foreground and its background, laid out like the paper's Tables I, II
 paper's numbers beside ours, our verdicts on its claims (stages/claims/pixel_space.py), and its
 Figs. 3-6 redrawn from our evaluations.
 
+Ours beside them (no paper has it): ``tables.pixel_space.searches`` lists the foreground and
+background attacks again under another DE search (the indexed search, positions inside the
+region, against the paper's composite search of §III-D); the report sets success by region side
+by side for each search, over both denominators (every attacked image, the paper's; the
+correctly classified ones, ours), draws it, and re-tests the paper's claim under each search.
+Every table says which search, strategy and attacked set its evaluations ran (read from them).
+
 Missing evaluations do not stop the report: a pixel attack on three models at three pixel
 counts is long to run, and a partial report (listing what is missing) is more useful than none.
 """
@@ -32,13 +39,16 @@ from stages.claims.pixel_space import pixel_claims  # noqa: E402
 from stages.claims.record import ClaimRecord, ClaimsFile, write_claims  # noqa: E402
 from stages.claims.render import claim_section_lines  # noqa: E402
 from stages.claims.settings import ClaimSettings  # noqa: E402
+from stages.claims.stats import Outcome  # noqa: E402
 from stages.report.evals import eval_path, load_evals  # noqa: E402
 from stages.report.markdown import MISSING, text_table, write_table  # noqa: E402
 from stages.utils.errors import ConfigError, DataError  # noqa: E402
 from stages.utils.io import atomic_path  # noqa: E402
 
-# params `inputs`: the clean evaluation's key, and `<region>_<pixels>` for the attacks.
+# params `inputs`: the clean evaluation's key, and `<region>_<pixels>` for the attacks;
+# `searches`: search -> `<region>_<pixels>` -> attack. A row's `spec_set` says which it fills.
 NATURAL_INPUT = "natural"
+MAIN_SET = "inputs"
 INPUT_PATTERN = re.compile(r"^(?P<region>[a-z]+)_(?P<pixels>[1-9][0-9]*)$")
 # The paper's "original" image is the evaluate stage's "full" region.
 EVAL_REGIONS = {"original": "full"}
@@ -61,10 +71,18 @@ CSV_COLUMNS = [
     "model",
     "region",
     "pixels",
+    "spec_set",  # `inputs` (Table II's columns) or `searches.<search>` (ours)
+    # How the evaluation ran, as it recorded it: search, DE strategy, attacked set (all | correct).
+    "search",
+    "strategy",
+    "attacked_set",
     "samples",
     "attacked",
+    "correct_attacked",
     "natural_accuracy",
-    *METRICS,
+    *METRICS,  # untargeted1 = successes / every attacked image (the paper's, under attacked_set all)
+    "untargeted1_correct",  # successes / attacked images classified correctly (ours)
+    "idle_query_share",  # % of model evaluations spent on the clean image (composite search)
     "mean_generations",
     "mean_queries",
     "targeted_images",
@@ -76,7 +94,15 @@ CSV_COLUMNS = [
     "paper_mean_generations",
 ]
 # Counts that pandas would otherwise turn into floats (85.0) as soon as one row lacks them.
-COUNT_COLUMNS = ["samples", "attacked", "targeted_images"]
+COUNT_COLUMNS = ["samples", "attacked", "correct_attacked", "targeted_images"]
+TEXT_COLUMNS = ["dataset", "role", "model", "region", "spec_set", "search", "strategy", "attacked_set"]
+# Evaluations written before the search was an option: they ran the indexed search (positions
+# indexing the region's pixels) on the correctly classified images only, and recorded neither.
+LEGACY_SEARCH, LEGACY_ATTACKED_SET = "indexed", "correct"
+ATTACKED_SET_TEXT = {
+    "all": "every image, y = the model's clean prediction (the paper's)",
+    "correct": "the correctly classified images, y = the true label (ours)",
+}
 PERCENT_DECIMALS = 2
 GENERATION_DECIMALS = 2
 QUERY_DECIMALS = 1
@@ -205,6 +231,7 @@ FIGURE_DPI = 100
 PANEL_INCHES = (4.2, 3.2)
 HEATMAP_INCHES = (3.4, 3.2)
 REGION_COLORS = {ORIGINAL: "tab:blue", FOREGROUND: "tab:orange", BACKGROUND: "tab:green"}
+SEARCH_HATCHES = ("", "//", "..", "xx")  # the main columns' search plain, each compared one hatched
 FALLBACK_COLORS = ("tab:red", "tab:purple", "tab:brown", "tab:pink")
 BAR_GROUP_WIDTH = 0.85
 PIXEL_ALPHA_RANGE = (1.0, 0.4)  # the fewest pixels darkest, so one region's bars read as one family
@@ -218,12 +245,22 @@ FITNESS_LIMITS = (0.0, 1.0)
 
 @dataclass(frozen=True)
 class PixelInput:
-    """One attack column of the spec: ``column`` = ``<region>_<pixels>`` names ``attack``."""
+    """One attack column of the spec: ``column`` = ``<region>_<pixels>`` names ``attack``;
+    ``search``: the search it must have run (a ``searches`` entry), None for ``inputs``."""
 
     column: str
     region: str
     pixels: int
     attack: str
+    search: str | None = None
+
+    @property
+    def spec_set(self) -> str:
+        return MAIN_SET if self.search is None else f"searches.{self.search}"
+
+    @property
+    def where(self) -> str:
+        return f"tables.pixel_space.{self.spec_set}.{self.column}"
 
 
 @dataclass(frozen=True)
@@ -232,7 +269,7 @@ class Missing:
 
     role: str
     model: str
-    column: str
+    column: str  # `natural`, `<region>_<pixels>`, or `searches.<search>.<region>_<pixels>`
     attack: str
     path: Path
 
@@ -256,6 +293,24 @@ class PixelTable:
     natural_evals: dict[str, dict[str, Any]]  # role -> the clean evaluation
     missing: list[Missing]
     fitness_images: int
+    # Ours: search -> its columns, and search -> (role, region, pixels) -> the block.
+    searches: dict[str, list[PixelInput]]
+    search_attacks: dict[str, dict[tuple[str, str, int], dict[str, Any]]]
+    comparison: pd.DataFrame  # CSV_COLUMNS, a row per (search, role, region, pixels) of `searches`
+
+    @property
+    def csv_frame(self) -> pd.DataFrame:
+        """Every row the csv holds: Table II's columns, then the compared searches'."""
+        if self.comparison.empty:
+            return self.frame
+        return pd.concat([self.frame, self.comparison], ignore_index=True)
+
+    @property
+    def main_search(self) -> str:
+        """The search of Table II's region columns as their evaluations recorded it (the paper's:
+        composite), ``inputs`` when they disagree or none is there."""
+        ran = {str(b.get("search", LEGACY_SEARCH)) for (_, r, _), b in self.attacks.items() if r != ORIGINAL}
+        return ran.pop() if len(ran) == 1 else MAIN_SET
 
     @property
     def regions(self) -> list[str]:
@@ -315,6 +370,21 @@ def parse_inputs(spec: Mapping[str, Any]) -> tuple[str | None, list[PixelInput]]
     return natural, inputs
 
 
+def parse_searches(spec: Mapping[str, Any]) -> dict[str, list[PixelInput]]:
+    """``searches``: search -> its ``<region>_<pixels>`` columns (none when the spec has none)."""
+    searches: dict[str, list[PixelInput]] = {}
+    for search, columns in (spec.get("searches") or {}).items():
+        inputs = []
+        for column, attack in columns.items():
+            match = INPUT_PATTERN.match(column)
+            if match is None:
+                where = f"tables.pixel_space.searches.{search}.{column}"
+                raise ConfigError(f"{where}: expected `<region>_<pixels>`")
+            inputs.append(PixelInput(column, match["region"], int(match["pixels"]), str(attack), str(search)))
+        searches[str(search)] = inputs
+    return searches
+
+
 def _dataset(spec: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     """The one dataset the models were attacked on; several would need one figure set each."""
     datasets = spec["datasets"]
@@ -340,8 +410,14 @@ def _pixel_block(evaluation: dict[str, Any], path: Path, pixel_input: PixelInput
     if int(block["pixels"]) != pixel_input.pixels or block["region"] != region:
         raise DataError(
             f"{path}: a {block['pixels']}-pixel attack on region {block['region']!r}, but "
-            f"tables.pixel_space.inputs.{pixel_input.column} expects {pixel_input.pixels} on {region!r}; "
+            f"{pixel_input.where} expects {pixel_input.pixels} on {region!r}; "
             "re-run the evaluate stage"
+        )
+    ran = block.get("search", LEGACY_SEARCH)
+    if pixel_input.search is not None and ran != pixel_input.search:
+        raise DataError(
+            f"{path}: an attack with the {ran!r} search, but {pixel_input.where} compares the "
+            f"{pixel_input.search!r} search; re-run the evaluate stage"
         )
     return block
 
@@ -364,16 +440,38 @@ def paper_generations(role: str, region: str, pixels: int) -> float | None:
 def measured(block: dict[str, Any] | None) -> dict[str, float | int | None]:
     """Our Table II / IV numbers from one ``pixel_attack`` block (rates recomputed from counts,
     so they do not inherit the evaluation's rounding); all None without a block."""
-    keys = [*METRICS, "attacked", "natural_accuracy", "mean_generations", "mean_queries", "targeted_images"]
+    keys = [
+        *METRICS,
+        "search",
+        "strategy",
+        "attacked_set",
+        "attacked",
+        "correct_attacked",
+        "natural_accuracy",
+        "untargeted1_correct",
+        "idle_query_share",
+        "mean_generations",
+        "mean_queries",
+        "targeted_images",
+    ]
     if block is None:
         return dict.fromkeys(keys)
     attacked = int(block["attacked"])
     untargeted = block["untargeted"]
     targeted = block.get("targeted")
-    values: dict[str, float | int | None] = {
+    # Older evaluations attacked the correctly classified images only: both denominators are one.
+    correct_attacked = int(block.get("correct_attacked", attacked))
+    correct_successes = int(untargeted.get("correct_successes", untargeted["successes"]))
+    values: dict[str, Any] = {
+        "search": block.get("search", LEGACY_SEARCH),
+        "strategy": block.get("strategy"),
+        "attacked_set": block.get("attacked_set", LEGACY_ATTACKED_SET),
         "attacked": attacked,
+        "correct_attacked": correct_attacked,
         "natural_accuracy": percent(block.get("natural_accuracy")),
         "untargeted1": percent(rate(int(untargeted["successes"]), attacked)),
+        "untargeted1_correct": percent(rate(correct_successes, correct_attacked)),
+        "idle_query_share": percent(untargeted.get("idle_query_share", 0.0)),
         "confidence_u": percent(untargeted.get("confidence")),
         "mean_generations": _round(untargeted.get("mean_generations"), GENERATION_DECIMALS),
         "mean_queries": _round(untargeted.get("mean_queries"), QUERY_DECIMALS),
@@ -407,6 +505,7 @@ def _row(
         "model": model,
         "region": region,
         "pixels": k,
+        "spec_set": pixel_input.spec_set,
         "samples": None if evaluation is None else int(evaluation["samples"]),
     }
     row.update(measured(block))
@@ -421,6 +520,7 @@ def build_pixel_table(spec: Mapping[str, Any], evals_dir: Path) -> PixelTable:
     paper's numbers always show."""
     dataset, roles = _dataset(spec)
     natural, inputs = parse_inputs(spec)
+    searches = parse_searches(spec)
     rows: list[dict[str, Any]] = []
     attacks: dict[tuple[str, str, int], dict[str, Any]] = {}
     natural_evals: dict[str, dict[str, Any]] = {}
@@ -444,22 +544,45 @@ def build_pixel_table(spec: Mapping[str, Any], evals_dir: Path) -> PixelTable:
                 block = _pixel_block(evaluation, path, pixel_input)
                 attacks[(role, pixel_input.region, pixel_input.pixels)] = block
             rows.append(_row(dataset, role, model, pixel_input, evaluation, block))
-    frame = pd.DataFrame(rows, columns=CSV_COLUMNS)
-    for column in COUNT_COLUMNS:
-        frame[column] = frame[column].astype("Int64")
-    for column in frame.columns.difference(["dataset", "role", "model", "region", "pixels", *COUNT_COLUMNS]):
-        frame[column] = frame[column].astype(float)
+    search_attacks: dict[str, dict[tuple[str, str, int], dict[str, Any]]] = {s: {} for s in searches}
+    compared: list[dict[str, Any]] = []
+    for search, columns in searches.items():
+        for role, model in roles.items():
+            for pixel_input in columns:
+                path = eval_path(evals_dir, model, pixel_input.attack)
+                evaluation = _load(evals_dir, model, pixel_input.attack)
+                block = None
+                if evaluation is None:
+                    column = f"{pixel_input.spec_set}.{pixel_input.column}"
+                    missing.append(Missing(role, model, column, pixel_input.attack, path))
+                else:
+                    block = _pixel_block(evaluation, path, pixel_input)
+                    search_attacks[search][(role, pixel_input.region, pixel_input.pixels)] = block
+                compared.append(_row(dataset, role, model, pixel_input, evaluation, block))
     return PixelTable(
         dataset=dataset,
         roles=roles,
         inputs=inputs,
         natural=natural,
-        frame=frame,
+        frame=_typed_frame(rows),
         attacks=attacks,
         natural_evals=natural_evals,
         missing=missing,
         fitness_images=int(spec["fitness_images"]),
+        searches=searches,
+        search_attacks=search_attacks,
+        comparison=_typed_frame(compared),
     )
+
+
+def _typed_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """CSV_COLUMNS with counts as nullable integers, text as text, the rest as floats."""
+    frame = pd.DataFrame(rows, columns=CSV_COLUMNS)
+    for column in COUNT_COLUMNS:
+        frame[column] = frame[column].astype("Int64")
+    for column in frame.columns.difference([*TEXT_COLUMNS, "pixels", *COUNT_COLUMNS]):
+        frame[column] = frame[column].astype(float)
+    return frame
 
 
 # --- the claim ---------------------------------------------------------------------------------
@@ -508,7 +631,7 @@ def pair_counts(pairs: Sequence[tuple[int, int]], num_classes: int) -> np.ndarra
 
 
 def untargeted_pairs(block: Mapping[str, Any]) -> list[tuple[int, int]]:
-    """(true label, adversarial label) of every successful untargeted attack (Fig. 4)."""
+    """(attacked class y, adversarial label) of every successful untargeted attack (Fig. 4)."""
     images = block["untargeted"]["images"]
     return [(int(i["label"]), int(i["adversarial_label"])) for i in images if i["success"]]
 
@@ -569,18 +692,43 @@ def _counts(values: Sequence[Any]) -> str:
 
 def sample_sizes(table: PixelTable) -> str:
     """The sample sizes every section quotes: few images make every rate here coarse."""
-    frame = table.frame
-    attacked = "; ".join(
-        f"{role_title(r)} {_counts(frame.loc[frame['role'] == r, 'attacked'].tolist())}" for r in table.roles
-    )
-    targeted = "; ".join(
-        f"{role_title(r)} {_counts(frame.loc[frame['role'] == r, 'targeted_images'].tolist())}"
-        for r in table.roles
-    )
+    frame = table.csv_frame
+
+    def per_role(column: str) -> str:
+        return "; ".join(
+            f"{role_title(r)} {_counts(frame.loc[frame['role'] == r, column].tolist())}" for r in table.roles
+        )
+
     return (
         f"Sample sizes: the first {_counts(frame['samples'].tolist())} test images per evaluation "
-        f"(paper: {PAPER_IMAGES} random ones); attacked images (those the model classifies correctly): "
-        f"{attacked}; targeted images (each attacked towards every other class): {targeted}."
+        f"(paper: {PAPER_IMAGES} random ones); attacked images: {per_role('attacked')}; of them classified "
+        f"correctly: {per_role('correct_attacked')}; targeted images (each attacked towards every other "
+        f"class): {per_role('targeted_images')}."
+    )
+
+
+def _distinct(frame: pd.DataFrame, column: str) -> str:
+    values = sorted({str(v) for v in frame[column].tolist() if isinstance(v, str)})
+    return "/".join(values) or MISSING
+
+
+def method_text(table: PixelTable) -> str:
+    """How each set of columns ran, as its evaluations recorded it: search, DE strategy and the
+    attacked set, with what Untargeted1's denominator then is."""
+    parts = []
+    for spec_set, frame in table.csv_frame.groupby("spec_set", sort=False):
+        sets = sorted({str(v) for v in frame["attacked_set"].tolist() if isinstance(v, str)})
+        attacked = "; ".join(f"{v}: {ATTACKED_SET_TEXT.get(v, v)}" for v in sets) or MISSING
+        parts.append(
+            f"`{spec_set}`: search {_distinct(frame, 'search')}, strategy {_distinct(frame, 'strategy')}, "
+            f"attacked {attacked}"
+        )
+    return (
+        "Method, as the evaluations recorded it (the paper's: search composite, §III-D; strategy rand1, "
+        "Eq. 11; attacked all, §IV-B): "
+        + ("; ".join(parts) or MISSING)
+        + ". Untargeted1 is over every attacked image (under attacked all, the paper's denominator); "
+        "Untargeted1 over correct is over the attacked images the model classifies correctly (ours)."
     )
 
 
@@ -607,19 +755,61 @@ def _column_title(region: str, k: int) -> str:
     return f"{region_title(region)} {k}px"
 
 
+# Our row of Table II, after Untargeted1: the same successes over our denominator.
+OURS_METRICS = {"untargeted1_correct": "Untargeted1 over correct (ours)"}
+
+
 def table_ii(table: PixelTable) -> pd.DataFrame:
     """Table II as the paper lays it out: a row per model x metric, a column per region x pixels,
-    each cell "ours (paper)"."""
+    each cell "ours (paper)"; our denominator's row follows Untargeted1 (the paper has none)."""
     indexed = table.frame.set_index(["role", "region", "pixels"])
+    metrics = {}
+    for metric, title in METRICS.items():
+        metrics[metric] = title
+        if metric == "untargeted1":
+            metrics.update(OURS_METRICS)
     rows = []
     for role in table.roles:
-        for metric, title in METRICS.items():
+        for metric, title in metrics.items():
             row = {"network": role_title(role), "metric": f"{title} %"}
             for p in table.inputs:
                 ours = indexed.loc[(role, p.region, p.pixels), metric]
                 row[_column_title(p.region, p.pixels)] = _ours_paper(
                     ours, paper_value(role, metric, p.region, p.pixels)
                 )
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def search_comparison(table: PixelTable, metric: str) -> pd.DataFrame:
+    """Ours: ``metric`` by region for each search, a row per model x pixels; the whole image's
+    column serves every search (they coincide there), the foreground and background have one
+    column per search."""
+    main = table.frame.set_index(["role", "region", "pixels"])[metric]
+    other = {
+        search: table.comparison[table.comparison["spec_set"] == f"searches.{search}"].set_index(
+            ["role", "region", "pixels"]
+        )[metric]
+        for search in table.searches
+    }
+    rows = []
+    for role in table.roles:
+        for k in table.pixels:
+            row: dict[str, str] = {"network": role_title(role), "pixels": str(k)}
+            for region in (ORIGINAL, FOREGROUND, BACKGROUND):
+                key = (role, region, k)
+                if region == ORIGINAL:
+                    row[f"{region_title(region)} (every search)"] = fmt(
+                        main.get(key) if key in main.index else None
+                    )
+                    continue
+                row[f"{region_title(region)} ({table.main_search})"] = fmt(
+                    main.get(key) if key in main.index else None
+                )
+                for search, values in other.items():
+                    row[f"{region_title(region)} ({search})"] = fmt(
+                        values.get(key) if key in values.index else None
+                    )
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -671,15 +861,86 @@ def claim_section(table: PixelTable, claims: Sequence[ClaimRecord], level: str) 
         "turning on one cell. `P1`: background vs foreground success (`P1.below`: background below "
         "foreground; `P1.far`: the background's gap below the whole image more than twice the foreground's); "
         "`P2`: targeted success; `P3`: generations to success (Table IV); `P4`: the adversarial class's "
-        "confidence across regions.",
+        "confidence across regions. Ours: `P6.<search>`, P1's rules with the foreground and background "
+        "attacked by another search (the whole image shared); `P7.<search>`: that search raises background "
+        "success more than foreground success, i.e. part of the paper's gap comes from its search. Success "
+        "here is over every attacked image.",
         "",
         sample_sizes(table),
+        "",
+        method_text(table),
+        "",
+        *survival_lines(table, claims),
         *claim_section_lines(claims),
         f"Average relative drop at {k} pixel(s) from the whole image to each region, (original − region) "
         "/ original over the models with a success on the whole image (the paper quotes its 1-pixel "
         "drops; the last column recomputes them from its Table II):",
         "",
         text_table(_drops_frame(table, k)),
+        "",
+    ]
+
+
+SURVIVAL = {
+    Outcome.HOLDS: "yes",
+    Outcome.FAILS: "no",
+    Outcome.INCONCLUSIVE: "undecided",
+    Outcome.DEGENERATE: "undecided (a model is degenerate)",
+    Outcome.NOT_TESTED: "not tested",
+}
+
+
+def survival_lines(table: PixelTable, claims: Sequence[ClaimRecord]) -> list[str]:
+    """Whether the paper's claim (P1, its composite search) survives each stronger search (P6),
+    read from the records' outcomes."""
+    by_id = {c.claim_id: c for c in claims}
+    p1, lines = by_id.get("P1"), []
+    for search in table.searches:
+        p6, p7 = by_id.get(f"P6.{search}"), by_id.get(f"P7.{search}")
+        if p1 is None or p6 is None:
+            continue
+        gap = f"; `P7.{search}` (the {search} search narrows the gap): **{p7.outcome}**" if p7 else ""
+        lines += [
+            f"Does the paper's claim (background much less vulnerable) survive the {search} search? "
+            f"**{SURVIVAL[Outcome(p6.outcome)]}**: `P1` ({table.main_search} search): **{p1.outcome}**; "
+            f"`P6.{search}`: **{p6.outcome}**{gap}.",
+            "",
+        ]
+    return lines[:-1]  # the claim bullets open with a blank line of their own
+
+
+def searches_section(table: PixelTable) -> list[str]:
+    """Ours: success by region under each search, both denominators, and the composite search's
+    idle evaluations."""
+    if not table.searches:
+        return []
+    searches = ", ".join(
+        f"`{s}`: " + "; ".join(f"{p.column}: `{p.attack}`" for p in c) for s, c in table.searches.items()
+    )
+    return [
+        "## Searches compared (ours; no paper has this comparison)",
+        "",
+        f"The paper's search (composite, §III-D, Eqs. 17-18) draws a candidate's pixels over the whole image "
+        "and leaves those outside the region clean, so a candidate wholly outside is the clean image; the "
+        "indexed search draws them among the region's own pixels. On the whole image the two are one search, "
+        "so its column serves both. Columns of `searches` "
+        f"({searches}) against Table II's (`{MAIN_SET}`, the {table.main_search} search). "
+        + method_text(table),
+        "",
+        sample_sizes(table),
+        "",
+        "Untargeted success over every attacked image (%; the paper's denominator under attacked all):",
+        "",
+        text_table(search_comparison(table, "untargeted1")),
+        "",
+        "Untargeted success over the attacked images the model classifies correctly (%; ours):",
+        "",
+        text_table(search_comparison(table, "untargeted1_correct")),
+        "",
+        "Share of model evaluations spent on candidates with no pixel in the region, i.e. on the clean image "
+        "(%; 0 for the indexed search and on the whole image):",
+        "",
+        text_table(search_comparison(table, "idle_query_share")),
         "",
     ]
 
@@ -710,7 +971,11 @@ def to_markdown(
         "",
         "## Table II: success rates and confidences (%)",
         "",
-        "Untargeted1: untargeted successes / attacked images. Confidence_u: mean probability of the "
+        method_text(table),
+        "",
+        "Untargeted1: untargeted successes / attacked images. Untargeted1 over correct (ours): the "
+        "successes among the attacked images the model classifies correctly / those images. "
+        "Confidence_u: mean probability of the "
         "adversarial class over untargeted successes. Untargeted2: targeted images whose label some "
         "targeted run changed. Targeted: targeted successes / (image, target) pairs. Confidence_t: "
         "mean target probability over targeted successes. " + sizes,
@@ -720,10 +985,13 @@ def to_markdown(
         "## Table IV: mean generations to a successful untargeted attack",
         "",
         f"The paper reports {PAPER_GENERATION_PIXELS} pixel only; other pixel counts show ours alone. "
+        + method_text(table)
+        + " "
         + sizes,
         "",
         text_table(table_iv(table)),
         "",
+        *searches_section(table),
         *claim_section(table, claims, level),
         "## Figures",
         "",
@@ -748,11 +1016,13 @@ TARGETS_FIGURE = "targets_reached.png"
 UNTARGETED_FIGURE = "untargeted_heatmap.png"
 TARGETED_FIGURE = "targeted_heatmap.png"
 FITNESS_FIGURE = "fitness.png"
+SEARCH_FIGURE = "search_comparison.png"
 FIGURE_CAPTIONS = {
     TARGETS_FIGURE: "Fig. 3, % of targeted images that reached 0, 1, … target classes",
-    UNTARGETED_FIGURE: "Fig. 4, successful untargeted attacks per (true, adversarial) class, fewest pixels",
+    UNTARGETED_FIGURE: "Fig. 4, successful untargeted attacks per (attacked y, adversarial) class, fewest px",
     TARGETED_FIGURE: "Fig. 5, successful targeted attacks per (source, target) class, fewest pixels",
-    FITNESS_FIGURE: "Fig. 6, mean fitness (true-class probability) over generations, fewest pixels",
+    FITNESS_FIGURE: "Fig. 6, mean fitness (attacked class's probability) over generations, fewest pixels",
+    SEARCH_FIGURE: "ours: untargeted success (every attacked image) by region, each search and pixel count",
 }
 
 
@@ -885,7 +1155,7 @@ def save_heatmaps(
             ax.set_yticks(range(num_classes))
             ax.tick_params(labelsize=HEATMAP_FONT)
             ax.set_xlabel("adversarial / target class", fontsize=7)
-            ax.set_ylabel("true class", fontsize=7)
+            ax.set_ylabel("attacked class y", fontsize=7)
     fig.suptitle(f"{title}, {k} pixel(s) ({table.dataset})", fontsize=10)
     _save(fig, path)
 
@@ -930,10 +1200,79 @@ def save_fitness(path: Path, table: PixelTable) -> None:
         )
         ax.set_title(f"{role_title(role)}: {which}", fontsize=8)
         ax.set_xlabel("generation", fontsize=8)
-        ax.set_ylabel("true-class probability", fontsize=8)
+        ax.set_ylabel("probability of the attacked class y", fontsize=8)
         ax.set_ylim(*FITNESS_LIMITS)
         ax.legend(fontsize=6)
     fig.suptitle(f"{title}, {k} pixel(s) ({table.dataset})", fontsize=10)
+    _save(fig, path)
+
+
+def search_bars(table: PixelTable, role: str) -> list[tuple[str, str, str, list[float | None]]]:
+    """The bars of one model's panel in the search figure: (region, search, label, success % per
+    pixel count) for the whole image (every search), then each region under each search."""
+    main = ours_lookup(table, "untargeted1")
+    bars = [
+        (ORIGINAL, table.main_search, region_title(ORIGINAL), [main(role, ORIGINAL, k) for k in table.pixels])
+    ]
+    for region in (FOREGROUND, BACKGROUND):
+        bars.append(
+            (
+                region,
+                table.main_search,
+                f"{region_title(region)} ({table.main_search})",
+                [main(role, region, k) for k in table.pixels],
+            )
+        )
+        for search in table.searches:
+            rows = table.comparison[
+                (table.comparison["spec_set"] == f"searches.{search}")
+                & (table.comparison["role"] == role)
+                & (table.comparison["region"] == region)
+            ].set_index("pixels")["untargeted1"]
+            values = [
+                float(rows[k]) if k in rows.index and _is_number(rows[k]) else None for k in table.pixels
+            ]
+            bars.append((region, search, f"{region_title(region)} ({search})", values))
+    return bars
+
+
+def save_search_comparison(path: Path, table: PixelTable) -> None:
+    """Ours: per model, untargeted success over every attacked image, grouped by pixel count,
+    a bar per region and search (the main columns' search plain, each compared search hatched)."""
+    title = "Success by region for each search (ours)"
+    if not table.searches or not table.pixels:
+        save_no_data(path, title)
+        return
+    panels = {role: search_bars(table, role) for role in table.roles}
+    if not any(v is not None for bars in panels.values() for *_, values in bars for v in values):
+        save_no_data(path, title)
+        return
+    fig, axes = plt.subplots(
+        1, len(table.roles), figsize=(len(table.roles) * PANEL_INCHES[0], PANEL_INCHES[1]), squeeze=False
+    )
+    hatches = {s: SEARCH_HATCHES[(i + 1) % len(SEARCH_HATCHES)] for i, s in enumerate(table.searches)}
+    for ax, role in zip(axes.flat, table.roles, strict=True):
+        bars = panels[role]
+        width = BAR_GROUP_WIDTH / len(bars)
+        for i, (region, search, label, values) in enumerate(bars):
+            x = np.arange(len(table.pixels)) - BAR_GROUP_WIDTH / 2 + (i + 0.5) * width
+            heights = [np.nan if v is None else v for v in values]
+            ax.bar(
+                x,
+                heights,
+                width=width,
+                color=_region_color(table, region),
+                hatch=hatches.get(search, SEARCH_HATCHES[0]),
+                edgecolor="black",
+                linewidth=0.3,
+                label=label,
+            )
+        ax.set_title(role_title(role), fontsize=9)
+        ax.set_xticks(range(len(table.pixels)), [f"{k} px" for k in table.pixels])
+        ax.set_ylabel("untargeted success % (every attacked image)", fontsize=7)
+        ax.set_ylim(0, PERCENT)
+        ax.legend(fontsize=5)
+    fig.suptitle(f"{title} ({table.dataset})", fontsize=10)
     _save(fig, path)
 
 
@@ -944,6 +1283,7 @@ def save_figures(table: PixelTable, figures_dir: Path) -> list[Path]:
     save_heatmaps(paths[1], table, untargeted_pairs, "Fig. 4: untargeted successes")
     save_heatmaps(paths[2], table, targeted_pairs, "Fig. 5: targeted successes")
     save_fitness(paths[3], table)
+    save_search_comparison(paths[4], table)
     return paths
 
 
@@ -966,6 +1306,18 @@ def pixel_space_claims(table: PixelTable, evals_dir: Path, settings: ClaimSettin
             model = table.roles[role]
             path = eval_path(evals_dir, model, table.natural)
             clean[role] = (claim_evaluation(record, path, model, table.natural), classes[role])
+    searches = {
+        search: {
+            (role, p.region, p.pixels): (
+                table.search_attacks[search][(role, p.region, p.pixels)],
+                str(eval_path(evals_dir, model, p.attack)),
+            )
+            for role, model in table.roles.items()
+            for p in columns
+            if (role, p.region, p.pixels) in table.search_attacks[search]
+        }
+        for search, columns in table.searches.items()
+    }
     return pixel_claims(
         table.roles,
         ROLE_TITLES,
@@ -976,6 +1328,7 @@ def pixel_space_claims(table: PixelTable, evals_dir: Path, settings: ClaimSettin
         settings,
         table.dataset,
         clean,
+        searches,
     )
 
 
@@ -998,4 +1351,4 @@ def write_pixel_report(
     figures = save_figures(table, figures_dir)
     write_claims(claims_path, ClaimsFile(PAPER_KEY, PAPER_TITLE, scale, tuple(claims)))
     markdown = to_markdown(table, claims, scale=scale, level=settings.level, figures=figures)
-    write_table(out, table.frame, markdown)
+    write_table(out, table.csv_frame, markdown)

@@ -5,6 +5,9 @@ examples under the model's ``train_attack`` (standard AT when the attack's regio
 image, LAT when it is localized) before the optimiser step. Each epoch's randomness (shuffle
 order and attack random starts) derives from (seed, epoch) alone, so a run resumed from the
 checkpoint of epoch k ends bit-identical to an uninterrupted one on the same device.
+
+A recipe's length is epochs or optimizer steps (Rothberg et al. 2019, §5 train for 100,000
+steps); a steps recipe runs exactly that many, its last epoch cut short.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class EpochRecord:
     accuracy: float
     images_per_s: float
     seconds: float
+    steps: int  # optimizer steps in this epoch (fewer than a full pass in a steps recipe's last)
 
 
 @dataclass
@@ -58,6 +62,7 @@ class TrainingOutcome:
         last = self.history[-1]
         return {
             "epochs": len(self.history),
+            "steps": sum(h.steps for h in self.history),
             "final_train_loss": last.loss,
             "final_train_accuracy": last.accuracy,
             "train_loss": [h.loss for h in self.history],
@@ -182,22 +187,27 @@ def train(
     x_all, y_all, m_all = split.tensors()
     x_all, y_all = x_all.to(device), y_all.to(device)
     m_all = None if m_all is None else m_all.to(device)
-    batch_size = spec.training.batch_size
     n = len(split)
-    steps_per_epoch = math.ceil(n / batch_size)
-    total_steps = steps_per_epoch * spec.training.epochs
+    steps_per_epoch = spec.training.steps_per_epoch(n)
+    # The lr schedule and the run end on the recipe's step count, whether given as steps or
+    # as epochs; a steps recipe's last epoch takes only the first batches of its shuffle.
+    total_steps = spec.training.total_steps(n)
+    epochs = spec.training.total_epochs(n)
 
-    for epoch in range(start_epoch, spec.training.epochs):
+    for epoch in range(start_epoch, epochs):
         gen = _epoch_generator(seed, epoch, device)
         total_loss, correct, seen = 0.0, 0, 0
+        epoch_steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
         started = time.perf_counter()
         bar = progress_bar(
-            range(steps_per_epoch),
-            desc=f"{spec.name} epoch {epoch + 1}/{spec.training.epochs}",
+            range(epoch_steps),
+            desc=f"{spec.name} epoch {epoch + 1}/{epochs}",
             enabled=progress,
             unit="batch",
         )
-        for step, (x, y, masks) in zip(bar, epoch_batches(spec, x_all, y_all, m_all, gen), strict=True):
+        batches = epoch_batches(spec, x_all, y_all, m_all, gen)
+        # zip stops after epoch_steps batches: the whole shuffle, or its head in a partial epoch.
+        for step, (x, y, masks) in zip(bar, batches, strict=epoch_steps == steps_per_epoch):
             global_step = epoch * steps_per_epoch + step
             if spec.adversarial:
                 attack = ramped_attack(spec, global_step, steps_per_epoch)
@@ -223,13 +233,15 @@ def train(
             rate = seen / max(time.perf_counter() - started, 1e-9)
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", img_s=f"{rate:.0f}", refresh=False)
         seconds = time.perf_counter() - started
-        record = EpochRecord(epoch + 1, total_loss / seen, correct / seen, seen / seconds, seconds)
+        record = EpochRecord(
+            epoch + 1, total_loss / seen, correct / seen, seen / seconds, seconds, epoch_steps
+        )
         history.append(record)
         log.info(
             "%s epoch %d/%d: loss %.4f, accuracy %.4f, %.0f images/s",
             spec.name,
             record.epoch,
-            spec.training.epochs,
+            epochs,
             record.loss,
             record.accuracy,
             record.images_per_s,
@@ -253,6 +265,7 @@ def _save_checkpoint(
         "optimizer": optimizer.state_dict(),
         "history": [asdict(h) for h in history],
         "epoch": epoch,
+        "steps": sum(h.steps for h in history),  # optimizer steps taken so far
         "run_key": run_key,
     }
     with atomic_path(path) as tmp:

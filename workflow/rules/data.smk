@@ -51,3 +51,24 @@ rule grabcut_vs_ground_truth:
     shell:
         "python -m stages.grabcut_vs_ground_truth --params params.yaml --scale {SCALE}"
         " --data {input.data} --out {output}"
+
+
+# How well each salience model (the stand-ins for the dual-perturbation paper's DeepGaze II)
+# agrees with the ground-truth masks of the dual-perturbation datasets, on the test images
+# the evaluations see: params.yaml picks the dual attacks' `salience` by it.
+rule salience_quality:
+    input:
+        data=expand(
+            "data/processed/{dataset}/test.npz", dataset=config["tables"]["dual_perturbation"]["datasets"]
+        ),
+    output:
+        "results/metrics/salience_quality.json",
+    params:
+        samples=lambda wc: {
+            dataset: resolve_tree(config["samples"][dataset]["test"], SCALE)
+            for dataset in config["tables"]["dual_perturbation"]["datasets"]
+        },
+        code=code("salience_quality"),
+    shell:
+        "python -m stages.salience_quality --params params.yaml --scale {SCALE}"
+        " --data {input.data} --out {output}"

@@ -57,6 +57,7 @@ rule dual_table:
     input:
         evals=table_inputs("dual_perturbation"),
         stats=table_stats("dual_perturbation"),
+        salience="results/metrics/salience_quality.json",
     output:
         csv="results/tables/dual_perturbation.csv",
         md="results/tables/dual_perturbation.md",
@@ -71,7 +72,7 @@ rule dual_table:
     shell:
         "python -m stages.dual_table --params params.yaml --scale {SCALE} --evals results/evals"
         " --datasets results/datasets --out results/tables/dual_perturbation --claims {output.claims}"
-        " --figures {output.figures} --plots {output.plots}"
+        " --salience {input.salience} --figures {output.figures} --plots {output.plots}"
 
 
 rule dual_gradients:
