@@ -143,6 +143,7 @@ def test_evaluation_records_the_foreground_score_of_dual_attacks_only(params, ba
     dual, _ = evaluate(tiny_cnn(), split, params.attack("dual_l2_f2_b20"), **common)
     assert 0.0 <= dual["foreground_score"] <= 1.0 and 0.0 <= dual["foreground_score_natural"] <= 1.0
     assert dual["foreground_source"] == "segmentation"
+    assert dual["salience_model"] == params.attack("dual_l2_f2_b20").salience
     assert dual["effective_region"].startswith("foreground <= ")
     pgd, _ = evaluate(tiny_cnn(), split, params.attack("pgd_l2_e2"), **common)
     assert "foreground_score" not in pgd

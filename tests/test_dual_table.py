@@ -26,6 +26,7 @@ from stages.dual_table import main, parser
 from stages.report.dual_table import (
     FS_COLUMN,
     INPUT_COLUMNS,
+    LEGACY_SALIENCE,
     MAIN_COLUMNS,
     ROLES,
     SALIENCE_COLUMNS,
@@ -162,6 +163,7 @@ def fake_evals(
                 foreground_score=score,
                 foreground_score_natural=fs_natural,
                 foreground_source="segmentation",
+                salience_model=attack_spec.salience,
             )
         if per_image:
             metrics["per_image"] = image_record(
@@ -811,3 +813,21 @@ def test_a_record_that_prefers_another_model_is_flagged(
     )
     md = out.with_suffix(".md").read_text(encoding="utf-8")
     assert f"The record prefers `{other}`" in md and "params.yaml and the record disagree" in md
+
+
+def test_the_table_names_the_salience_model_the_evaluations_ran_with(
+    spec: dict[str, Any], params: Params
+) -> None:
+    """What ran, not what params.yaml says now: evaluations made before they recorded their model
+    used spectral residual, and a report mixing the two says so."""
+    evals = fake_evals(spec, params)
+    dual = spec["inputs"]["dual"]
+    for key, metrics in evals.items():
+        if key[1] == dual:
+            metrics.pop("salience_model", None)
+    assert build_dual_table(evals, spec, params).salience_of[dual] == LEGACY_SALIENCE
+    first = next(key for key in evals if key[1] == dual)
+    evals[first]["salience_model"] = "frequency_tuned"
+    table = build_dual_table(evals, spec, params)
+    assert table.salience_of[dual] == "frequency_tuned + spectral_residual"
+    assert set(table.salience) >= {"frequency_tuned", "spectral_residual"}

@@ -128,6 +128,9 @@ def evaluate(
         )
         metrics.update(
             foreground_source=attack.foreground,
+            # Which salience model FS came from: the dual table reports what ran, not what
+            # params.yaml says now.
+            salience_model=attack.salience,
             foreground_score=fs_adv_sum / n,
             foreground_score_natural=fs_nat_sum / n,
         )

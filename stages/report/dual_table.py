@@ -82,6 +82,9 @@ SALIENCE_TITLES = {
     "frequency_tuned": "frequency-tuned (Achanta et al. 2009)",
 }
 PAPER_SALIENCE = "DeepGaze II (Kümmerer et al. 2017)"
+# Evaluations written before they recorded their salience model (`salience_model`) all used
+# spectral residual, then the only model.
+LEGACY_SALIENCE = "spectral_residual"
 # The salience_quality stage's record (stages/saliency/quality.py): each model's agreement with
 # the ground-truth masks on clean test images, shown beside the claims as one table.
 SALIENCE_COLUMNS = [
@@ -167,7 +170,7 @@ class DualTable:
     inputs: dict[str, AttackSpec]
     salience: list[str]  # the salience models of the dual attacks evaluated
     samples: list[int]  # the distinct test-image counts of the evaluations
-    # every dual attack the report reads -> its salience model (params `attacks.<name>.salience`)
+    # every dual attack the report reads -> the salience model its evaluations ran with
     salience_of: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -314,8 +317,8 @@ def build_dual_table(
 
     dual_specs = [params.attack(a) for s in sweeps if s.dual for a in s.attacks]
     dual_specs = [s for s in [input_specs["dual"], *dual_specs] if s.kind == "dual"]
-    salience_of = {s.name: s.salience for s in dual_specs}
-    salience = sorted(set(salience_of.values()))
+    salience_of = {s.name: _salience_used(evals, datasets, s.name) for s in dual_specs}
+    salience = sorted({m for used in salience_of.values() for m in used.split(" + ")})
     return DualTable(
         frame=frame,
         sweeps=sweeps,
@@ -327,6 +330,20 @@ def build_dual_table(
         samples=samples,
         salience_of=salience_of,
     )
+
+
+def _salience_used(
+    evals: Mapping[tuple[str, str], Any], datasets: Mapping[str, Mapping[str, str]], attack: str
+) -> str:
+    """The salience model(s) the evaluations of ``attack`` recorded, joined by " + " when the
+    models' evaluations differ (some were made before a change of params)."""
+    used = {
+        evals[(roles[role], attack)].get("salience_model", LEGACY_SALIENCE)
+        for roles in datasets.values()
+        for role in ROLES
+        if (roles[role], attack) in evals
+    }
+    return " + ".join(sorted(used))
 
 
 def _record_value(record: Mapping[str, Any], path: Path, *keys: str) -> Any:
@@ -421,7 +438,7 @@ def sweep_frame(table: DualTable, sweep: SweepAxis) -> pd.DataFrame:
 
 
 def _salience_title(model: str) -> str:
-    return f"{SALIENCE_TITLES.get(model, model)}, `{model}` in params"
+    return " + ".join(f"{SALIENCE_TITLES.get(m, m)} (`{m}`)" for m in model.split(" + "))
 
 
 def salience_lines(table: DualTable, agreement: SalienceAgreement) -> list[str]:
@@ -443,7 +460,10 @@ def salience_lines(table: DualTable, agreement: SalienceAgreement) -> list[str]:
         )
     preferred = f"The record prefers `{agreement.preferred}` ({agreement.criterion})"
     if set(by_model) - {agreement.preferred}:
-        preferred += "; **the dual attacks use another model**, so params.yaml and the record disagree"
+        preferred += (
+            "; **the dual evaluations ran with another model**: they predate the current default or "
+            "params.yaml selects another, and rerunning them applies the preferred one"
+        )
     return [
         f"Salience model: {used}, not the paper's {PAPER_SALIENCE}, so absolute FS values are not "
         "comparable with the paper's; the direction over λ is.",
