@@ -812,7 +812,7 @@ def test_a_record_that_prefers_another_model_is_flagged(
         salience_path=write_salience(tmp_path, params, preferred=other),
     )
     md = out.with_suffix(".md").read_text(encoding="utf-8")
-    assert f"The record prefers `{other}`" in md and "params.yaml and the record disagree" in md
+    assert f"The record prefers `{other}`" in md and "the dual evaluations ran with another model" in md
 
 
 def test_the_table_names_the_salience_model_the_evaluations_ran_with(
