@@ -161,13 +161,11 @@ def _check_references(params: dict[str, Any], source: str) -> None:
                         f"tables.{table}.sweeps.{sweep}: attack {attack!r} has no "
                         f"{curve['parameter']!r} to sweep"
                     )
-                for roles in spec["datasets"].values():
-                    for model in roles.values():
-                        if model in params["models"] and (model, attack) not in evaluated:
-                            problems.append(
-                                f"tables.{table}.sweeps.{sweep}: model {model!r} is not evaluated "
-                                f"under {attack!r}; add both to one evaluation.groups entry"
-                            )
+                problems += [
+                    f"tables.{table}.sweeps.{sweep}: model {model!r} is not evaluated "
+                    f"under {attack!r}; add both to one evaluation.groups entry"
+                    for model in _unevaluated_models(params, spec, attack, evaluated)
+                ]
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
 
@@ -195,6 +193,19 @@ def _check_training_lengths(params: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _unevaluated_models(
+    params: dict[str, Any], table: dict[str, Any], attack: str, evaluated: set[tuple[str, str]]
+) -> list[str]:
+    """The models of a table (``datasets.<ds>.<role>``) that no evaluation group runs under
+    ``attack``; models unknown to params are reported by the table's own check."""
+    return [
+        model
+        for roles in table["datasets"].values()
+        for model in roles.values()
+        if model in params["models"] and (model, attack) not in evaluated
+    ]
+
+
 def _check_table_searches(params: dict[str, Any], evaluated: set[tuple[str, str]]) -> list[str]:
     """``tables.<table>.searches`` (the pixel-space report's comparison of DE searches, ours):
     each column a kind de attack run with the search it is listed under, evaluated for every
@@ -214,13 +225,11 @@ def _check_table_searches(params: dict[str, Any], evaluated: set[tuple[str, str]
                         f"{where}: attack {attack!r} does not run the {search!r} search (kind "
                         f"{entry['kind']}, search {ran}); list it under its own search"
                     )
-                for roles in spec["datasets"].values():
-                    for model in roles.values():
-                        if model in params["models"] and (model, attack) not in evaluated:
-                            problems.append(
-                                f"{where}: model {model!r} is not evaluated under {attack!r}; add "
-                                f"both to one evaluation.groups entry"
-                            )
+                problems += [
+                    f"{where}: model {model!r} is not evaluated under {attack!r}; add "
+                    f"both to one evaluation.groups entry"
+                    for model in _unevaluated_models(params, spec, attack, evaluated)
+                ]
     return problems
 
 
