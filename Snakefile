@@ -1,30 +1,109 @@
-# Backdrop: the reproduction DAG. Thin on purpose: the rules are in workflow/rules/*.smk and
-# the science in stages/. `dvc.yaml` runs the same commands (tests/test_dag_agreement.py).
+# Backdrop's DAG for Snakemake. Every job (command, inputs, outputs, the parameters it reads)
+# comes from the plan, workflow/plan.py, which also writes dvc.yaml: one definition of the DAG
+# for both tools. This file only turns each of the plan's rules into a Snakemake rule; the
+# science is in stages/.
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, workflow.basedir)
+
+from stages.config import load_yaml  # noqa: E402
+from stages.utils.errors import ConfigError  # noqa: E402
+from workflow.plan import DVC_YAML, RULES, Plan, render_dvc_yaml, write_job_files  # noqa: E402
+from workflow.stage_code import code_digest  # noqa: E402
+
 
 configfile: "params.yaml"
 
 
-include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/report.smk"
+# Only these keys reach the stages from the command line; every other value is read from
+# params.yaml itself, so overriding it with --config would silently not take effect in DVC.
+CLI_KEYS = {"scale": None, "raw": {"mirror", "download"}}
+
+
+def _check_overrides(config, on_disk):
+    for key in set(config) | set(on_disk):
+        if config.get(key) == on_disk.get(key):
+            continue
+        allowed = CLI_KEYS.get(key, False)
+        if allowed is None:
+            continue
+        if isinstance(allowed, set) and isinstance(config.get(key), dict):
+            changed = {k for k in config[key] if config[key].get(k) != on_disk[key].get(k)}
+            if changed <= allowed:
+                continue
+        raise ConfigError(
+            f"--config changes {key!r}, which the stages read from params.yaml; edit params.yaml "
+            f"instead (only scale, raw.mirror and raw.download may be overridden)"
+        )
+
+
+ROOT = Path(workflow.basedir)
+try:
+    _check_overrides(config, load_yaml(ROOT / "params.yaml"))
+    PLAN = Plan(config, source="params.yaml (+ --config)")
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+
+# Each stage reads its job file (workflow/jobs/<scale>/<job>.json); only changed ones are
+# rewritten, and their content is each job's `job` param, so an edit reruns exactly its readers.
+write_job_files(PLAN, ROOT)
+if PLAN.scale == load_yaml(ROOT / "params.yaml")["scale"]:
+    dvc_yaml = ROOT / DVC_YAML
+    if not dvc_yaml.is_file() or dvc_yaml.read_text(encoding="utf-8") != render_dvc_yaml(PLAN):
+        logger.warning(
+            "dvc.yaml does not match params.yaml: run `uv run python -m workflow.plan` before "
+            "`dvc repro` (Snakemake itself is not affected)"
+        )
+
+
+def _inputs(job):
+    return {name: [ancient(p) if name in job.ancient else p for p in paths] for name, paths in job.inputs.items()}
+
+
+def _per_job_path(rule, folder, suffix):
+    """logs/<rule>/<wildcards>.log and benchmarks/<rule>/<wildcards>.tsv (workflow.plan.Job)."""
+    stem = "-".join(f"{{{w}}}" for w in rule.wildcards) or rule.name
+    return f"{folder}/{rule.name}/{stem}{suffix}"
+
+
+def _resources(rule):
+    """What a train or evaluate job asks the scheduler for (params.yaml `resources`)."""
+    if rule.resources is None:
+        return {}
+    wanted = config.get("resources", {}).get(rule.resources, {})
+    return {"mem_mb": wanted.get("mem_mb", 8000 if rule.name == "train" else 4000), "gpu": wanted.get("gpu", 0)}
 
 
 rule all:
     input:
-        expand("results/raw/{source}.json", source=config["raw"]["datasets"]),
-        expand("results/datasets/{dataset}.json", dataset=config["datasets"]),
-        expand("results/models/{model}/metrics.json", model=PARAMS.model_names()),
-        evaluation_outputs(),
-        "results/tables/lat.md",
-        "results/tables/attention_masks.md",
-        "results/tables/datasets.md",
-        "results/tables/dual_perturbation.md",
-        "results/tables/pixel_space.md",
-        "results/tables/robustness_matrix.md",
-        "results/report.md",
-        expand(
-            "results/figures/dual_gradients/{dataset}.png",
-            dataset=config["tables"]["dual_perturbation"]["datasets"],
-        ),
+        PLAN.outputs(),
+
+
+for _rule in RULES.values():
+    if not PLAN.jobs_of(_rule.name):
+        continue
+
+    rule:
+        name:
+            _rule.name
+        input:
+            unpack(lambda wc, r=_rule.name: _inputs(PLAN.job(r, wc))),
+        output:
+            **{k: directory(o.template) if o.directory else o.template for k, o in _rule.outputs.items()},
+        log:
+            _per_job_path(_rule, "logs", ".log"),
+        benchmark:
+            _per_job_path(_rule, "benchmarks", ".tsv")
+        params:
+            command=lambda wc, r=_rule.name: PLAN.job(r, wc).command,
+            job=lambda wc, r=_rule.name: PLAN.job(r, wc).params_digest,
+            code=code_digest(_rule.name, workflow.basedir),
+        wildcard_constraints:
+            **{w: "|".join(map(re.escape, PLAN.wildcard_values(_rule.name, w))) for w in _rule.wildcards},
+        resources:
+            **_resources(_rule),
+        # The job's output goes to its log and to the terminal.
+        shell:
+            "{params.command} 2>&1 | tee {log}"

@@ -19,11 +19,10 @@ from stages.claims.attention_masks import PAPER, TITLE, attention_claims
 from stages.claims.evidence import load_evaluations
 from stages.claims.record import ClaimsFile, write_claims
 from stages.claims.settings import ClaimSettings, dataset_facts
-from stages.config import Params
 from stages.report.attention_table import INPUTS, ROWS, AttentionTable, build_attention_table, to_markdown
 from stages.report.evals import find_evals, load_evals
 from stages.report.markdown import write_table
-from stages.utils.cli import params_parser, run_stage
+from stages.utils.cli import load_params, params_parser, run_stage
 
 
 def write_attention_table(
@@ -55,7 +54,7 @@ def write_attention_table(
 
 
 def main(args: argparse.Namespace) -> None:
-    params = Params.load(args.params, args.scale)
+    params = load_params(args)
     spec = params.raw["tables"]["attention_masks"]
     write_attention_table(
         spec,

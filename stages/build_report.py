@@ -15,9 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stages.config import Params
 from stages.report.full_report import ReportInputs, build_report, render_html
-from stages.utils.cli import params_parser, run_stage
+from stages.utils.cli import load_params, params_parser, run_stage
 from stages.utils.errors import ConfigError, DataError
 from stages.utils.io import atomic_open
 
@@ -37,7 +36,7 @@ def main(args: argparse.Namespace) -> None:
             "(`uv run snakemake --profile workflow/profiles/default`) or pass --tables with the folder "
             "the table stages wrote (results/tables)"
         )
-    params = Params.load(args.params, args.scale)
+    params = load_params(args)
     inputs = ReportInputs(
         tables_dir=tables,
         figures_dir=Path(args.figures),
@@ -48,6 +47,7 @@ def main(args: argparse.Namespace) -> None:
         params=params.raw,
         report_dir=out.parent,
         claims_dir=Path(args.claims),
+        benchmarks_dir=Path(args.benchmarks) if args.benchmarks else None,
     )
     text = build_report(inputs)
     page = render_html(text, TITLE)
@@ -65,6 +65,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--claims", required=True, help="the claim records folder (results/claims)")
     p.add_argument(
         "--out", required=True, help="the markdown report (results/report.md); .html goes beside it"
+    )
+    p.add_argument(
+        "--benchmarks",
+        default="",
+        help="Snakemake's per-job benchmark files (benchmarks/), summarised under provenance",
     )
     p.add_argument(
         "--repo-root", default=".", help="the checkout whose commit and dvc.lock are recorded (default: .)"

@@ -11,15 +11,14 @@ import argparse
 import json
 from pathlib import Path
 
-from stages.config import Params
 from stages.report.dataset_table import summary_frame, to_markdown
 from stages.report.markdown import write_table
-from stages.utils.cli import params_parser, run_stage
+from stages.utils.cli import load_params, params_parser, run_stage
 from stages.utils.errors import DataError
 
 
 def main(args: argparse.Namespace) -> None:
-    params = Params.load(args.params, args.scale)
+    params = load_params(args)
     stats = {}
     for name in params.raw["datasets"]:
         path = Path(args.stats) / f"{name}.json"

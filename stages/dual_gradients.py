@@ -18,11 +18,10 @@ from typing import Any
 
 import torch
 
-from stages.config import Params
 from stages.data.processed import load_split, require_images
 from stages.models.checkpoint import load_trained
 from stages.report.gradients import gradient_image, input_gradients, save_gradient_grid
-from stages.utils.cli import params_parser, run_stage
+from stages.utils.cli import load_params, params_parser, run_stage
 from stages.utils.errors import ConfigError, DataError
 from stages.utils.runtime import seed_everything, select_device
 
@@ -57,7 +56,7 @@ def weights_path(models_dir: Path, model: str) -> Path:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = Params.load(args.params, args.scale)
+    params = load_params(args)
     spec = params.raw["tables"][TABLE]
     roles = dataset_roles(spec, args.dataset)
     specs = {role: params.model(model) for role, model in roles.items()}

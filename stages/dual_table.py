@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stages.config import Params
 from stages.report.dual_table import write_dual_report
-from stages.utils.cli import params_parser, run_stage
+from stages.utils.cli import load_params, params_parser, run_stage
 
 
 def main(args: argparse.Namespace) -> None:
-    params = Params.load(args.params, args.scale)
+    params = load_params(args)
     spec = params.raw["tables"]["dual_perturbation"]
     write_dual_report(
         spec,

@@ -15,17 +15,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stages.config import Params
 from stages.data.processed import load_split, require_images
 from stages.evaluation.robustness import evaluate
 from stages.models.checkpoint import load_trained
-from stages.utils.cli import params_parser, run_stage
+from stages.utils.cli import load_params, params_parser, run_stage
 from stages.utils.io import write_json
 from stages.utils.runtime import seed_everything, select_device
 
 
 def main(args: argparse.Namespace) -> None:
-    params = Params.load(args.params, args.scale)
+    params = load_params(args)
     spec = params.model(args.model)
     attack = params.attack(args.attack)
     # The evaluation group's dataset: the model's own, or the same images with other

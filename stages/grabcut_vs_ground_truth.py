@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import argparse
 
-from stages.config import Params
 from stages.data.cifar_grabcut import grabcut_vs_ground_truth
 from stages.data.processed import load_split
-from stages.utils.cli import params_parser, run_stage
+from stages.utils.cli import load_params, params_parser, run_stage
 from stages.utils.errors import ConfigError, DataError
 from stages.utils.io import write_json
 
 
 def main(args: argparse.Namespace) -> None:
-    params = Params.load(args.params, args.scale)
+    params = load_params(args)
     quality = params.raw["mask_quality"]
     routine = params.dataset(quality["routine"])
     grabcut = getattr(routine.options, "grabcut", None)

@@ -15,14 +15,13 @@ from stages.claims.evidence import load_evaluations
 from stages.claims.lat import PAPER, TITLE, lat_claims
 from stages.claims.record import ClaimsFile, write_claims
 from stages.claims.settings import ClaimSettings, dataset_facts
-from stages.config import Params
 from stages.report.lat_table import build_lat_table, lat_rows, required_pairs, to_markdown
 from stages.report.markdown import write_table
-from stages.utils.cli import params_parser, run_stage
+from stages.utils.cli import load_params, params_parser, run_stage
 
 
 def main(args: argparse.Namespace) -> None:
-    params = Params.load(args.params, args.scale)
+    params = load_params(args)
     settings = ClaimSettings.from_params(params.raw)
     rows = lat_rows(params.raw["tables"]["lat"])
     evals = load_evaluations(Path(args.evals), required_pairs(rows))

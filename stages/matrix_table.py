@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stages.config import Params
 from stages.report.matrix_table import build_matrix_report, write_matrix_report
-from stages.utils.cli import params_parser, run_stage
+from stages.utils.cli import load_params, params_parser, run_stage
 
 
 def main(args: argparse.Namespace) -> None:
-    params = Params.load(args.params, args.scale)
+    params = load_params(args)
     matrix_dir = Path(args.matrix) if args.matrix else None
     report = build_matrix_report(params, Path(args.evals), matrix_dir)
     write_matrix_report(report, Path(args.out), Path(args.metrics))

@@ -17,13 +17,12 @@ import argparse
 from pathlib import Path
 
 from stages.claims.settings import ClaimSettings
-from stages.config import Params
 from stages.report.pixel_table import write_pixel_report
-from stages.utils.cli import params_parser, run_stage
+from stages.utils.cli import load_params, params_parser, run_stage
 
 
 def main(args: argparse.Namespace) -> None:
-    params = Params.load(args.params, args.scale)
+    params = load_params(args)
     spec = params.raw["tables"]["pixel_space"]
     write_pixel_report(
         spec,

@@ -15,19 +15,18 @@ import logging
 import time
 from pathlib import Path
 
-from stages.config import Params
 from stages.data.builders import build
 from stages.data.classic import split_stats
 from stages.data.processed import save_split
 from stages.report.grids import save_mask_grid
-from stages.utils.cli import params_parser, run_stage
+from stages.utils.cli import load_params, params_parser, run_stage
 from stages.utils.io import write_json
 
 log = logging.getLogger("stages.prepare")
 
 
 def main(args: argparse.Namespace) -> None:
-    params = Params.load(args.params, args.scale)
+    params = load_params(args)
     spec = params.dataset(args.dataset)
     started = time.perf_counter()
     splits, builder_stats = build(spec.builder, Path(args.raw), spec.options, progress=not args.no_progress)

@@ -18,11 +18,10 @@ import argparse
 import logging
 from typing import Any
 
-from stages.config import Params
 from stages.data.processed import load_split, require_images
 from stages.saliency import SALIENCE_MODELS
 from stages.saliency.quality import preferred_model, salience_quality
-from stages.utils.cli import params_parser, run_stage
+from stages.utils.cli import load_params, params_parser, run_stage
 from stages.utils.errors import DataError
 from stages.utils.io import write_json
 
@@ -30,7 +29,7 @@ log = logging.getLogger("stages.salience_quality")
 
 
 def main(args: argparse.Namespace) -> None:
-    params = Params.load(args.params, args.scale)
+    params = load_params(args)
     models = {name: factory() for name, factory in sorted(SALIENCE_MODELS.items())}
     datasets: dict[str, dict[str, Any]] = {}
     records: dict[str, dict[str, dict[str, Any]]] = {}

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from stages.config import Params, digest
+from stages.config import digest
 from stages.data.processed import load_split, require_images
 from stages.models.registry import arch_record
 from stages.training.trainer import train
-from stages.utils.cli import params_parser, run_stage
+from stages.utils.cli import load_params, params_parser, run_stage
 from stages.utils.errors import DataError
 from stages.utils.io import atomic_path, write_json
 from stages.utils.runtime import seed_everything, select_device
@@ -31,7 +31,7 @@ CHECKPOINT_DIR = Path("results/checkpoints")
 
 
 def main(args: argparse.Namespace) -> None:
-    params = Params.load(args.params, args.scale)
+    params = load_params(args)
     spec = params.model(args.model)
     split = load_split(args.data)
     if split.meta.get("dataset") not in (None, spec.dataset.name):

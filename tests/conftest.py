@@ -1,5 +1,13 @@
-"""Shared fixtures: a tiny synthetic raw-data mirror, the whole tiny DAG run once for every test
-that inspects or changes a finished project, and the ``real_data`` marker."""
+"""Shared fixtures and the two test tiers.
+
+Tiers (``--tier``): ``fast`` (the default) runs the unit, property and in-process tests (about
+2.5 minutes on 2 cores); ``dag`` only the tests marked ``dag``, which run Snakemake and DVC on
+project copies (the micro-DAG of ``finished`` and its copies); ``all`` both, as CI does. A test
+that takes ``finished`` is in the dag tier whether or not it is marked. The tests of the other
+tier are deselected, not skipped.
+
+Fixtures: a synthetic raw-data mirror, and the micro-DAG (one job of every kind) run once for
+every test that inspects or changes a finished project."""
 
 from __future__ import annotations
 
@@ -7,9 +15,24 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from stages.data.synthetic import write_synthetic_mirror
 from tests.dag_tools import run_tiny_dag
+
+TIERS = ("fast", "dag", "all")
+# Tests that take these fixtures run the DAG tools, whether or not their file says so.
+DAG_FIXTURES = frozenset({"finished"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--tier",
+        choices=TIERS,
+        default="fast",
+        help="fast (default): unit and in-process tests; dag: only the real Snakemake/DVC runs "
+        "(tests marked dag); all: both (CI)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -18,6 +41,53 @@ def pytest_configure(config: pytest.Config) -> None:
         "real_data: reads ../shared/datasets beside the checkout (skipped when absent; deselect with "
         "-m 'not real_data')",
     )
+    config.addinivalue_line(
+        "markers",
+        "dag: runs real Snakemake / DVC on project copies (the dag tier: `--tier dag` or `--tier all`; "
+        "deselected by the default `--tier fast`)",
+    )
+    # The tests' own torch work is small: one intra-op thread. Two spin against each other on a
+    # 2-core machine that is busy with anything else (Snakemake's jobs, another test run), which
+    # made the fast tier 2-6x slower. The stages that the DAG tests start keep torch's default.
+    torch.set_num_threads(1)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    tier = config.getoption("--tier")
+    if tier == "all":
+        return "tier: all (fast and dag tests)"
+    other = "dag" if tier == "fast" else "fast"
+    return f"tier: {tier} ({other} tests deselected; `--tier all` runs every test)"
+
+
+# How many tests were selected when every one of them is in the other tier (for the summary).
+_ALL_IN_OTHER_TIER = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if DAG_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("dag"):
+            item.add_marker(pytest.mark.dag)
+    tier = config.getoption("--tier")
+    if tier == "all":
+        return
+    want_dag = tier == "dag"
+    keep = [item for item in items if (item.get_closest_marker("dag") is not None) == want_dag]
+    if len(keep) != len(items):
+        kept = set(map(id, keep))
+        config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
+        if not keep:
+            config.stash[_ALL_IN_OTHER_TIER] = len(items)
+        items[:] = keep
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if n := config.stash.get(_ALL_IN_OTHER_TIER, 0):
+        other = "dag" if config.getoption("--tier") == "fast" else "fast"
+        terminalreporter.write_line(
+            f"All {n} tests selected are in the {other} tier: run them with --tier {other} (or all).",
+            yellow=True,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +98,10 @@ def synthetic_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project after one complete tiny `snakemake` run and `dvc commit` (tests change copies).
+    """A micro project (``tests.dag_tools.micro_params``: one job of every kind) after one
+    complete tiny `snakemake` run and `dvc commit` (tests change copies).
     BACKDROP_TINY_PROJECT=<folder> reuses one made earlier by ``tests.dag_tools.run_tiny_dag``
-    from the same sources, to iterate on these tests without the 20-minute run."""
+    from the same sources, to iterate on these tests without the run."""
     if reuse := os.environ.get("BACKDROP_TINY_PROJECT"):
         return Path(reuse)
     return run_tiny_dag(tmp_path_factory.mktemp("tiny"))

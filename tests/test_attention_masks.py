@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from stages.attacks.spec import perturb
+from stages.attacks.kinds import perturb
 from stages.config import AttackSpec, AugmentSpec, DatasetSpec, ModelSpec, Params, TrainingSpec, load_yaml
 from stages.data.builders import get_builder, make_config
 from stages.data.processed import ProcessedSplit

@@ -218,6 +218,7 @@ def test_a_bad_steps_value_is_a_schema_error_naming_it(value: object, expected: 
         Params(params_with(**{"training.lat_mnist.steps": value}))
 
 
+@pytest.mark.dag
 def test_snakemake_stops_on_an_invalid_value_naming_it(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", Path("/nonexistent"))
     edit_params(project, **{"attacks.lat_standard.steps": -3})
@@ -226,6 +227,7 @@ def test_snakemake_stops_on_an_invalid_value_naming_it(tmp_path: Path) -> None:
     assert "attacks.lat_standard.steps" in proc.stdout + proc.stderr
 
 
+@pytest.mark.dag
 def test_snakemake_refuses_an_override_the_stages_would_not_see(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", Path("/nonexistent"))
     proc = run(["snakemake", "-n", "--cores", "1", "--config", "seed=7"], project, check=False)
@@ -264,6 +266,7 @@ def test_a_pair_that_does_not_fit_is_an_error_when_the_dag_is_built() -> None:
         Params(raw).evaluations()
 
 
+@pytest.mark.dag
 def test_a_pair_that_does_not_fit_stops_both_dags_before_any_job(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", Path("/nonexistent"))
     edit_params(project, **{"attacks.lat_background.region": "background"})
@@ -272,9 +275,9 @@ def test_a_pair_that_does_not_fit_stops_both_dags_before_any_job(tmp_path: Path)
     assert snakemake.returncode != 0
     assert "cifar10_natural x lat_background: attack region 'background' needs" in said
     assert "Traceback" not in said
-    # DVC's list of matrix cells is written from the same checks.
-    dvc_list = run(["python", "-m", "workflow.dvc_matrix"], project, check=False)
-    assert dvc_list.returncode == 2 and "cifar10_natural x lat_background" in dvc_list.stderr
+    # dvc.yaml is written from the same plan and the same checks.
+    generator = run(["python", "-m", "workflow.plan"], project, check=False)
+    assert generator.returncode == 2 and "cifar10_natural x lat_background" in generator.stderr
 
 
 @pytest.mark.parametrize(
@@ -325,3 +328,103 @@ def test_the_pixel_space_searches_are_the_papers_and_ours() -> None:
 def test_the_pixel_tables_searches_are_cross_checked(key: str, value: object, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         Params(params_with(**{key: value}))
+
+
+# --- Params.for_job: a job's pruned, resolved params, not re-validated -----------------------
+
+
+def _job_tree(model: str, scale: str) -> dict:
+    """What a training job of ``model`` reads: its entry and the entries it names, resolved."""
+    entry = PARAMS["models"][model]
+    keys = [
+        ("seed",),
+        ("replicates",),
+        ("models", model),
+        ("architectures", entry["arch"]),
+        ("training", entry["training"]),
+        ("attacks", entry["train_attack"]),
+        ("datasets", entry["dataset"]),
+        ("samples", entry["dataset"]),
+    ]
+    tree: dict = {}
+    for *parents, last in keys:
+        source, node = PARAMS, tree
+        for part in parents:
+            source, node = source[part], node.setdefault(part, {})
+        if last in source:
+            node[last] = resolve_tree(source[last], scale)
+    return tree
+
+
+@pytest.mark.parametrize("scale", ["tiny", "paper"])
+@pytest.mark.parametrize("model", ["mnist_lat", "cifar10_lat"])
+def test_a_job_reads_its_pruned_params_like_the_whole_file(model: str, scale: str) -> None:
+    from stages.config import plain
+
+    full = Params(PARAMS, scale=scale)
+    job = Params.for_job(_job_tree(model, scale), scale=scale, source="job.json")
+    entry = PARAMS["models"][model]
+    assert plain(job.model(model)) == plain(full.model(model))
+    assert plain(job.attack(entry["train_attack"])) == plain(full.attack(entry["train_attack"]))
+    assert plain(job.dataset(entry["dataset"])) == plain(full.dataset(entry["dataset"]))
+    assert plain(job.training(entry["training"])) == plain(full.training(entry["training"]))
+    assert (job.seed, job.replicates, job.model_names()) == (full.seed, full.replicates, [model])
+
+
+def test_resolved_values_resolve_to_themselves() -> None:
+    for scale in ("tiny", "reduced", "paper"):
+        resolved = resolve_tree(PARAMS, scale)
+        assert resolve_tree(resolved, scale) == resolved
+
+
+def test_a_job_is_not_revalidated() -> None:
+    # A whole params.yaml lacking these sections fails the schema; a job's pruned tree may.
+    with pytest.raises(ConfigError, match=r"'evaluation' is a required property"):
+        Params(_job_tree("mnist_lat", "tiny"), scale="tiny")
+    Params.for_job(_job_tree("mnist_lat", "tiny"), scale="tiny", source="job.json")
+
+
+@pytest.mark.parametrize(
+    ("ask", "expected"),
+    [
+        (lambda p: p.attack("lat_background"), r"attacks\.lat_background: no such entry in job\.json"),
+        (
+            lambda p: p.model("cifar10_lat"),
+            r"models\.cifar10_lat: no such entry in job\.json.*known: mnist_lat",
+        ),
+        (
+            lambda p: p.robustness_matrices(),
+            r"robustness_matrix: no such section in job\.json; the job's params file lacks it",
+        ),
+        (lambda p: p.evaluation_dataset("mnist_lat"), r"evaluation: no such section in job\.json"),
+        (lambda p: p.eval_batch_size, r"evaluation: no such section in job\.json"),
+        (lambda p: p.device, r"device: no such section in job\.json"),
+        (lambda p: p.box_fraction, r"regions: no such section in job\.json"),
+    ],
+)
+def test_a_job_asking_for_what_its_params_lack_gets_an_error_naming_it(ask, expected: str) -> None:
+    from stages.utils.errors import MissingParamsError
+
+    job = Params.for_job(_job_tree("mnist_lat", "tiny"), scale="tiny", source="job.json")
+    with pytest.raises(MissingParamsError, match=expected):
+        ask(job)
+    assert issubclass(MissingParamsError, ConfigError)
+
+
+def test_a_matrix_cell_a_job_lacks_params_for_is_an_error_not_a_cell_that_does_not_fit() -> None:
+    tree = _job_tree("mnist_lat", "tiny")
+    matrix = resolve_tree(PARAMS["robustness_matrix"]["datasets"]["mnist"], "tiny")
+    tree["robustness_matrix"] = {"datasets": {"mnist": matrix}}
+    tree["evaluation"] = {"groups": {}}
+    job = Params.for_job(tree, scale="tiny", source="job.json")
+    column = next(a for a in matrix["attacks"] if a not in tree["attacks"])
+    with pytest.raises(ConfigError, match=rf"attacks\.{column}: no such entry in job\.json"):
+        job.robustness_matrices()
+    for name in [*matrix["attacks"], *(matrix.get("references") or {}).values()]:
+        tree["attacks"][name] = resolve_tree(PARAMS["attacks"][name], "tiny")
+    job = Params.for_job(tree, scale="tiny", source="job.json")
+    full = Params(PARAMS, scale="tiny").robustness_matrices()
+    mnist = next(m for m in full if m.dataset == "mnist")
+    assert [c for c in job.robustness_matrices()[0].cells] == [
+        c for c in mnist.cells if c.model == "mnist_lat"
+    ]

@@ -1,68 +1,88 @@
-"""The Snakefile and dvc.yaml describe the same DAG: for every job, the same command, the same
-outputs and the same inputs (DVC additionally lists each stage's code, which must be exactly
-the paths workflow/stage_code.py gives Snakemake's `code` param)."""
+"""Snakemake and DVC plan the same jobs with the same parameters, at the tiny and the reduced
+scale (and with replicas): for every job, the same command, outputs and inputs, the same job
+file (the parameters the job reads) and, for DVC, exactly the code paths the plan hashes into
+Snakemake's `code` param. Both come from workflow/plan.py; this checks what each tool makes of
+it, through the tools themselves (`snakemake -n -p`, DVC's own dvc.yaml parser)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from stages.config import load_yaml
 from tests.dag_tools import DvcStage, Job, dvc_stages, edit_params, make_project, snakemake_jobs
-from workflow.stage_code import code_paths
+from workflow.plan import Plan, code_file, code_text
+
+pytestmark = pytest.mark.dag
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["one_seed", "two_seeds"])
+@pytest.fixture(
+    scope="module",
+    params=[("tiny", 1), ("reduced", 1), ("tiny", 2)],
+    ids=["tiny", "reduced", "tiny_two_seeds"],
+)
 def both_dags(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[list[Job], list[DvcStage], int]:
+) -> tuple[list[Job], list[DvcStage], Plan, Path]:
+    scale, replicates = request.param
     project = make_project(tmp_path_factory.mktemp("agree") / "project", Path("/nonexistent-mirror"))
-    if request.param != 1:
-        # Replicas: models <model>_seed<N>, listed for DVC in workflow/dvc_matrix.yaml.
-        edit_params(project, replicates=request.param)
-    return snakemake_jobs(project, "--forceall"), dvc_stages(project), request.param
+    edit_params(project, scale=scale, replicates=replicates)  # regenerates dvc.yaml and job files
+    plan = Plan.load(project / "params.yaml")
+    assert plan.scale == scale
+    return snakemake_jobs(project, "--forceall"), dvc_stages(project), plan, project
 
 
-def _covered(dep: str, inputs: set[str]) -> set[str]:
-    """The Snakemake inputs a DVC dep stands for: itself, or the files inside a folder dep."""
-    prefix = dep.rstrip("/") + "/"
-    return {i for i in inputs if i == dep or i.startswith(prefix)}
+def _command(job: Job) -> str:
+    """The stage's command: Snakemake's shell also copies the output to the job's log."""
+    command, _, log = job.command.partition(" 2>&1 | tee ")
+    assert log.startswith(f"logs/{job.rule}/"), job.command
+    return command
 
 
-def test_every_job_is_a_stage_with_the_same_command_inputs_and_outputs(both_dags) -> None:
-    jobs, stages, _ = both_dags
+def test_every_job_is_a_stage_with_the_same_command_inputs_outputs_and_job_file(both_dags) -> None:
+    jobs, stages, plan, _ = both_dags
     by_outputs = {frozenset(j.outputs): j for j in jobs}
-    assert len(by_outputs) == len(jobs), "two Snakemake jobs with the same outputs"
-    matched: set[frozenset[str]] = set()
+    assert len(by_outputs) == len(jobs) == len(plan.jobs), "two Snakemake jobs with the same outputs"
+    # DVC's one extra stage rewrites the job files (Snakemake does it when it starts).
+    assert {s.name for s in stages} == set(plan.by_name) | {"plan"}
     for stage in stages:
+        if stage.name == "plan":
+            continue
         key = frozenset(stage.outs)
         assert key in by_outputs, f"DVC stage {stage.name} (outs {sorted(key)}) has no Snakemake job"
         job = by_outputs[key]
-        matched.add(key)
-        assert stage.command == job.command, f"{stage.name}: commands differ"
-        code = set(code_paths(job.rule))
-        data_deps = [d for d in stage.deps if d not in code]
-        assert code <= set(stage.deps), f"{stage.name}: DVC misses code deps {sorted(code - set(stage.deps))}"
-        inputs = set(job.inputs)
-        covered: set[str] = set()
-        for dep in data_deps:
-            found = _covered(dep, inputs)
-            assert found, f"{stage.name}: DVC dep {dep} is no input of Snakemake's {job.rule} job"
-            covered |= found
-        assert covered == inputs, f"{stage.name}: Snakemake inputs {sorted(inputs - covered)} not in DVC deps"
-    missing = [sorted(k) for k in by_outputs if k not in matched]
-    assert not missing, f"Snakemake jobs with no DVC stage: {missing}"
+        planned = plan.by_name[stage.name]
+        assert job.rule == planned.rule
+        assert stage.command == _command(job) == planned.command, f"{stage.name}: commands differ"
+        # DVC's one extra dep: the digest of the job's code (Snakemake's `code` param).
+        code = code_file(plan.scale, planned.rule)
+        assert code in stage.deps, f"{stage.name}: DVC misses its code digest {code}"
+        assert set(stage.deps) - {code} == set(job.inputs) == set(planned.all_inputs()), stage.name
 
 
-def test_every_evaluation_in_params_is_in_both_dags(both_dags) -> None:
-    from stages.config import Params
-    from tests.dag_tools import REPO
+def test_both_tools_read_each_jobs_parameters_from_the_same_job_file(both_dags) -> None:
+    jobs, stages, plan, project = both_dags
+    with_files = [job for job in plan.jobs if job.params_file]
+    assert len(with_files) == len(plan.jobs) - len(plan.jobs_of("fetch_raw"))
+    deps = {stage.name: set(stage.deps) for stage in stages}
+    assert [s.outs for s in stages if s.name == "plan"] == [(f"workflow/jobs/{plan.scale}",)]
+    inputs = {frozenset(j.outputs): set(j.inputs) for j in jobs}
+    for job in with_files:
+        assert job.params_file in deps[job.name]
+        assert job.params_file in inputs[frozenset(job.outputs.values())]
+        assert f"--job {job.params_file}" in job.command
+        written = json.loads((project / job.params_file).read_text())
+        assert written == {"job": job.name, "scale": plan.scale, "params": job.params}
+    for rule in {job.rule for job in plan.jobs}:
+        assert (project / code_file(plan.scale, rule)).read_text() == code_text(rule, project)
 
-    jobs, stages, replicates = both_dags
-    # The project copy runs at the tiny scale (make_project), so derive the pairs there too.
-    from stages.config import load_yaml
 
-    params = Params(dict(load_yaml(REPO / "params.yaml"), replicates=replicates), scale="tiny")
+def test_every_model_and_evaluation_in_params_is_in_both_dags(both_dags) -> None:
+    jobs, stages, plan, project = both_dags
+    params = plan.params
+    replicates = load_yaml(project / "params.yaml")["replicates"]
     trained = {o for j in jobs for o in j.outputs if o.endswith("/model.pt")}
     assert trained == {f"results/models/{m}/model.pt" for m in params.model_names()}
     assert len(trained) == replicates * len(params.raw["models"])

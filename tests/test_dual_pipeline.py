@@ -1,5 +1,5 @@
-"""The dual-perturbation attack as params.yaml describes it: step resolution, the bridge in
-stages.attacks.spec (masks from segmentation or salience), the pairs that cannot fit, the
+"""The dual-perturbation attack as params.yaml describes it: step resolution, its kind in
+stages.attacks.kinds (masks from segmentation or salience), the pairs that cannot fit, the
 foreground score recorded by evaluation, and the eps ramp of AT-Dual."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from stages.attacks.spec import perturb
+from stages.attacks.kinds import perturb
 from stages.config import Params, load_yaml
 from stages.data.processed import ProcessedSplit
 from stages.evaluation.robustness import evaluate

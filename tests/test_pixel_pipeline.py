@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from stages.attacks.spec import perturb
+from stages.attacks.kinds import perturb
 from stages.config import Params, load_yaml
 from stages.data.processed import ProcessedSplit
 from stages.evaluation.robustness import evaluate

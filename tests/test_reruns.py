@@ -1,5 +1,6 @@
-"""What users rely on after a full tiny run, checked with both tools on copies of it: a change
-reruns exactly what it touches (an attack's eps, a stage module's code, a new attack), a killed
+"""What users rely on after a full run of the micro-DAG, checked with both tools on copies of
+it: a change reruns exactly what the plan says (one real rerun per tool: an attack's eps, a stage
+module's code; the plan's job sets for every kind of change are in tests/test_plan.py), a killed
 training job leaves nothing that looks complete and resumes to the uninterrupted result, the
 same seed gives byte-identical metrics and tables, `dvc push` / `dvc pull` restore every
 artifact on a clean clone without recomputing, and `dvc exp run -S` sweeps a param.
@@ -19,8 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import torch
-import yaml
 
 from stages.config import Params
 from tests.dag_tools import (
@@ -33,10 +34,10 @@ from tests.dag_tools import (
     run,
     snakemake_jobs,
 )
+from workflow.plan import Plan, reruns
 
-# The dual attack of the l_inf background sweep, also a column of every RGB robustness matrix:
-# its evaluations feed the dual-perturbation table and the matrix table.
-SWEPT_ATTACK = "dual_linf_f4_b20"
+# Real Snakemake and DVC runs on copies of the micro project: the dag tier.
+pytestmark = pytest.mark.dag
 
 
 def planned_outputs(project: Path, *args: str) -> set[str]:
@@ -53,21 +54,8 @@ def dvc_ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-def evaluation_files(project: Path, attack: str | None = None) -> set[str]:
-    """Where every evaluation (of ``attack``) is written: group pairs to results/evals, other
-    matrix cells to results/matrix."""
-    params = Params.load(project / "params.yaml")
-    groups = set(params.group_pairs())
-    return {
-        f"results/{'evals' if (m, a) in groups else 'matrix'}/{m}/{a}.json"
-        for m, a in params.evaluations()
-        if attack in (None, a)
-    }
-
-
-def dvc_stage_writing(project: Path) -> dict[str, str]:
-    """Output path -> the name of the DVC stage that writes it."""
-    return {out: stage.name for stage in dvc_stages(project) for out in stage.outs}
+def first_outputs(plan: Plan, names: set[str]) -> set[str]:
+    return {next(iter(plan.by_name[name].outputs.values())) for name in names}
 
 
 def touch_code(project: Path, module: str) -> None:
@@ -76,53 +64,44 @@ def touch_code(project: Path, module: str) -> None:
     path.write_text(path.read_text() + "\n# edited\n")
 
 
-# --- (a) one attack's eps -------------------------------------------------------------------
+# --- one real rerun per tool: the plan's job sets (tests/test_plan.py) are what the tools do ----
+
+# An attack of the micro project's LAT group (the LAT table's background column).
+CHANGED_ATTACK = "lat_background"
 
 
-def _change_swept_attack(project: Path) -> None:
-    edit_params(project, **{f"attacks.{SWEPT_ATTACK}.eps_background": 25 / 255})
-
-
-def test_an_attacks_eps_reruns_its_evaluations_and_the_tables_reading_them_in_snakemake(
-    finished: Path, tmp_path: Path
-) -> None:
+def test_an_attacks_eps_reruns_in_snakemake_exactly_the_plans_job_set(finished: Path, tmp_path: Path) -> None:
     project = copy_of(finished, tmp_path)
-    _change_swept_attack(project)
-    evaluations = evaluation_files(project, SWEPT_ATTACK)
-    assert any(f.startswith("results/evals/") for f in evaluations)
-    assert any(f.startswith("results/matrix/") for f in evaluations)
-    assert planned_outputs(project) == evaluations | {
-        "results/tables/dual_perturbation.csv",
-        "results/tables/robustness_matrix.csv",
-        "results/report.md",
-    }
+    before = Plan.load(project / "params.yaml")
+    edit_params(project, **{f"attacks.{CHANGED_ATTACK}.eps": 0.25})
+    after = Plan.load(project / "params.yaml")
+    expected = reruns(before, after, project, project)
+    assert {after.by_name[n].rule for n in expected} >= {"evaluate", "lat_table", "build_report"}
+    assert planned_outputs(project) == first_outputs(after, expected)
 
 
-def test_an_attacks_eps_reruns_its_evaluations_and_the_tables_reading_them_in_dvc(
-    finished: Path, tmp_path: Path
-) -> None:
+def test_an_attacks_eps_reruns_in_dvc_exactly_the_changed_jobs(finished: Path, tmp_path: Path) -> None:
     project = copy_of(finished, tmp_path)
-    _change_swept_attack(project)
-    writer = dvc_stage_writing(project)
-    evaluations = {writer[f] for f in evaluation_files(project, SWEPT_ATTACK)}
-    # What `dvc repro` would run (its ~30 evaluations take minutes one after another; the model
-    # and matrix-column tests in test_pipeline_tiny.py run `dvc repro` for real).
-    assert dvc_changed(project) == evaluations | {"dual_table", "matrix_table", "build_report"}
+    before = Plan.load(project / "params.yaml")
+    edit_params(project, **{f"attacks.{CHANGED_ATTACK}.eps": 0.25})  # + the generator, as a user does
+    after = Plan.load(project / "params.yaml")
+    old, new = before.fingerprints(project), after.fingerprints(project)
+    changed = {name for name in new if old[name] != new[name]}
+    # Its evaluations, and the jobs whose files hold the attack: the report (all of params.yaml)
+    # and, were it a matrix column, the matrix table.
+    assert {"evaluate", "build_report"} <= {after.by_name[n].rule for n in changed}
+    assert {after.by_name[n].rule for n in changed} <= {"evaluate", "matrix_table", "build_report"}
+    assert all(after.by_name[n].wildcards.get("attack", CHANGED_ATTACK) == CHANGED_ATTACK for n in changed)
+    # The generator rewrote the job files; `plan` itself is changed (params.yaml is its dep).
+    assert dvc_changed(project) == changed | {"plan"}
+    ran = dvc_ran(run(["dvc", "repro"], project, timeout=1800).stdout)
+    # The changed jobs and, of what reads their outputs, only what got different inputs.
+    assert changed | {"plan"} <= ran <= reruns(before, after, project, project) | {"plan"}
+    assert "lat_table" in ran
+    assert dvc_changed(project) == set()
 
 
-def test_defining_a_new_attack_reruns_only_the_report_in_either_tool(finished: Path, tmp_path: Path) -> None:
-    project = copy_of(finished, tmp_path)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    edit_params(project, **{"attacks.pgd_linf_6": dict(params["attacks"]["pgd_linf_8"], eps=6 / 255)})
-    # Only the report, which prints the whole resolved params.yaml.
-    assert planned_outputs(project) == {"results/report.md"}
-    assert dvc_changed(project) == {"build_report"}
-
-
-# --- (c) a code change in one stage module ------------------------------------------------------
-
-
-def test_a_table_modules_code_change_reruns_that_table(finished: Path, tmp_path: Path) -> None:
+def test_a_table_modules_code_change_reruns_that_table_in_either_tool(finished: Path, tmp_path: Path) -> None:
     snake = copy_of(finished, tmp_path, "snake")
     touch_code(snake, "stages/report/lat_table.py")
     # Snakemake plans the table and, downstream of it, the report.
@@ -130,29 +109,13 @@ def test_a_table_modules_code_change_reruns_that_table(finished: Path, tmp_path:
 
     dvc = copy_of(finished, tmp_path, "dvc")
     touch_code(dvc, "stages/report/lat_table.py")
+    # DVC hashes the code in its `plan` stage, which rewrites the rule's code digest
+    # (workflow/jobs/<scale>/code/lat_table.txt): then the table is the one changed stage.
+    assert dvc_changed(dvc) == {"plan"}
+    run(["dvc", "repro", "plan"], dvc)
     assert dvc_changed(dvc) == {"lat_table"}
-    # DVC reruns the table; its outputs are byte-identical, so the report is not rerun.
+    # Its outputs are byte-identical, so the report is not rerun.
     assert dvc_ran(run(["dvc", "repro"], dvc).stdout) == {"lat_table"}
-
-
-def test_an_evaluation_library_change_reruns_every_evaluation_and_nothing_upstream(
-    finished: Path, tmp_path: Path
-) -> None:
-    project = copy_of(finished, tmp_path)
-    touch_code(project, "stages/evaluation/robustness.py")
-    evaluations = evaluation_files(project)
-    jobs = snakemake_jobs(project, *TINY_PROFILE)
-    assert {j.outputs[0] for j in jobs if j.rule.startswith("evaluate")} == evaluations
-    assert {j.rule for j in jobs if not j.rule.startswith("evaluate")} == {
-        "lat_table",
-        "attention_table",
-        "dual_table",
-        "pixel_table",
-        "matrix_table",
-        "build_report",
-    }
-    writer = dvc_stage_writing(project)
-    assert dvc_changed(project) == {writer[f] for f in evaluations}
 
 
 # --- interrupted training ---------------------------------------------------------------------
@@ -202,7 +165,7 @@ def test_killed_training_leaves_no_complete_output_and_resumes_to_the_same_resul
     assert not (project / target).exists()
     assert not (project / f"results/models/{MODEL}/metrics.json").exists()
     assert target in planned_outputs(project)
-    assert f"train@{MODEL}" in dvc_changed(project)
+    assert f"train-{MODEL}" in dvc_changed(project)
 
     resumed = run(["snakemake", *TINY_PROFILE, target], project)
     assert f"resuming from the checkpoint of epoch {epoch}" in resumed.stdout + resumed.stderr
@@ -217,11 +180,11 @@ def test_killed_training_leaves_no_complete_output_and_resumes_to_the_same_resul
 
 # A second run, from the raw data on, of every kind of job: the LAT branch (MNIST and CIFAR-10
 # data, natural/PGD/LAT training, PGD evaluations, the LAT table), GrabCut masks + DE, the
-# COCO-built Segment-6 + dual training and attack, and AutoAttack.
+# GrabCut-masked CIFAR-10 + dual training and attack, and AutoAttack.
 RERUN_TARGETS = [
     "results/tables/lat.md",
     "results/evals/cifar10_vgg16/de_background_1px.json",
-    "results/evals/segment6_at_dual/dual_l2_f2_b20.json",
+    "results/evals/cifar10_grabcut_at_dual/dual_l2_f2_b20.json",
     "results/matrix/mnist_lat/aa_mnist_linf.json",
 ]
 
@@ -238,7 +201,7 @@ def test_the_same_seed_gives_byte_identical_metrics_and_tables(finished: Path, t
         for out in job.outputs
         if out.endswith((".json", ".csv", ".md")) and not out.endswith("throughput.json")
     ]
-    assert len(compared) > 40
+    assert len(compared) > 20
     differ = [out for out in compared if not filecmp.cmp(project / out, finished / out, shallow=False)]
     assert differ == []
 
@@ -281,24 +244,20 @@ def test_dvc_push_and_pull_restore_every_artifact_on_a_clean_clone(finished: Pat
 
 def test_dvc_exp_run_sweeps_a_param(finished: Path, tmp_path: Path) -> None:
     project = copy_of(finished, tmp_path)
-    key = "attacks.mnist_pgd_box.eps"
-    for eps in (0.1, 0.2):
-        out = run(
-            ["dvc", "exp", "run", "-S", f"{key}={eps}", "--name", f"box-eps-{eps}"], project, timeout=1200
-        )
-        # Only the three MNIST cells of that column and what reads them.
-        assert dvc_ran(out.stdout) == {
-            *(f"evaluate_matrix@{m}-mnist_pgd_box" for m in ("mnist_natural", "mnist_standard", "mnist_lat")),
-            "matrix_table",
-            "build_report",
-        }, out.stdout
+    key = "attacks.dual_linf_f4_b20.eps_background"
+    cell = "evaluate_matrix-coco_ic_natural-dual_linf_f4_b20"
+    for eps in (0.05, 0.1):
+        out = run(["dvc", "exp", "run", "-S", f"{key}={eps}", "--name", f"eps-{eps}"], project, timeout=1200)
+        # The `plan` stage rewrites the job files, then only the matrix cell of that column (the
+        # one model of the micro COCO-IC matrix it fits) and what reads it rerun.
+        assert dvc_ran(out.stdout) == {"plan", cell, "matrix_table", "build_report"}, out.stdout
     shown = run(["dvc", "exp", "show", "--csv", "--no-pager"], project).stdout
     rows = {row["Experiment"]: row for row in csv.DictReader(io.StringIO(shown))}
-    assert rows["box-eps-0.1"][key] == "0.1" and rows["box-eps-0.2"][key] == "0.2"
+    assert rows["eps-0.05"][key] == "0.05" and rows["eps-0.1"][key] == "0.1"
     # Each experiment carries its own metrics (the matrix's robust accuracies): a larger eps
     # leaves no more images robust.
-    robust = "mnist.mnist_lat.mnist_pgd_box"
-    assert float(rows["box-eps-0.1"][robust]) >= float(rows["box-eps-0.2"][robust])
+    robust = "coco_ic.coco_ic_natural.dual_linf_f4_b20"
+    assert float(rows["eps-0.05"][robust]) >= float(rows["eps-0.1"][robust])
 
 
 # --- beyond one machine -------------------------------------------------------------------------
@@ -307,7 +266,7 @@ def test_dvc_exp_run_sweeps_a_param(finished: Path, tmp_path: Path) -> None:
 def test_the_slurm_profile_sends_training_and_attacks_to_gpu_nodes(
     synthetic_mirror: Path, tmp_path: Path
 ) -> None:
-    project = make_project(tmp_path / "project", synthetic_mirror)
+    project = make_project(tmp_path / "project", synthetic_mirror, micro=True)
     jobs = snakemake_jobs(project, "--profile", "workflow/profiles/slurm", "--forceall")
     assert len(jobs) == len(snakemake_jobs(project, *TINY_PROFILE, "--forceall"))
     declared = Params.load(project / "params.yaml").raw["resources"]

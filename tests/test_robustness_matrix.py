@@ -1,6 +1,6 @@
 """The robustness matrices are derived from params.yaml: rows are the models evaluated on a
 dataset, columns the listed attacks, cells every pair that fits; adding an attack adds one
-column and only its cells. Also: the DVC list of matrix cells is current, and best-of-R
+column and only its cells. Also: the plan runs the cells no group lists, and best-of-R
 restarts count an image as robust only when every start fails."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
+from stages.attacks.kinds import attack_kind
 from stages.config import AttackSpec, Params, load_yaml
 from stages.evaluation import robustness
 from stages.utils.errors import ConfigError
-from workflow.dvc_matrix import DVC_MATRIX, render
+from workflow.plan import Plan
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -152,14 +152,10 @@ def test_matrix_and_evaluation_mistakes_are_named(raw: dict, edit, expected: str
         Params(changed, scale="tiny").evaluations()
 
 
-def test_the_committed_dvc_matrix_is_current() -> None:
-    committed = (REPO / DVC_MATRIX).read_text(encoding="utf-8")
-    assert committed == render(REPO / "params.yaml"), (
-        "workflow/dvc_matrix.yaml is stale: run `uv run python -m workflow.dvc_matrix`"
-    )
-    entries = yaml.safe_load(committed)["matrix_evaluations"]
-    params = Params.load(REPO / "params.yaml")
-    assert {(e["model"], e["attack"]) for e in entries.values()} == set(params.matrix_only_pairs())
+def test_the_plan_runs_every_fitting_matrix_cell_no_group_lists_as_a_matrix_job() -> None:
+    plan = Plan(load_yaml(REPO / "params.yaml"))
+    jobs = {(j.wildcards["model"], j.wildcards["attack"]) for j in plan.jobs_of("evaluate_matrix")}
+    assert jobs == set(plan.params.matrix_only_pairs())
 
 
 def test_best_of_restarts_keeps_a_misclassifying_start(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,7 +166,6 @@ def test_best_of_restarts_keeps_a_misclassifying_start(monkeypatch: pytest.Monke
     starts = iter(
         [torch.tensor([[[[0.9, 0.0]]], [[[0.1, 0.0]]]]), torch.tensor([[[[0.0, 0.3]]], [[[0.1, 0.0]]]])]
     )
-    monkeypatch.setattr(robustness, "perturb", lambda *a, **k: next(starts))
 
     class TwoLogits(torch.nn.Module):
         def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -179,8 +174,10 @@ def test_best_of_restarts_keeps_a_misclassifying_start(monkeypatch: pytest.Monke
             return torch.stack([0.5 - flat[:, 0], flat[:, 1] * 4], dim=1)
 
     attack = AttackSpec(name="a", kind="pgd", norm="linf", eps=1.0, restarts=2)
+    kind = attack_kind(attack)
+    monkeypatch.setattr(kind, "perturb", lambda *a, **k: next(starts))
     x_adv, _ = robustness._worst_of_restarts(
-        TwoLogits(), x, y, None, attack, 0.5, torch.Generator(), "natural"
+        kind, TwoLogits(), x, y, None, attack, 0.5, torch.Generator(), "natural"
     )
     predicted = TwoLogits()(x_adv).argmax(1)
     assert predicted.tolist() == [1, 0]

@@ -1,7 +1,8 @@
 """The source code each stage runs: its entry module and the library packages it uses.
 
-Both DAGs read this list: DVC declares the paths as deps in dvc.yaml (checked by
-tests/test_dag_agreement.py), Snakemake hashes them into a `code` param of each rule, so a
+Both tools read this list through the plan (workflow/plan.py): Snakemake hashes a rule's paths
+into its `code` param; for DVC, the plan's `plan` stage depends on every path once and writes
+each rule's digest to workflow/jobs/<scale>/code/<rule>.txt, a dep of the rule's stages. So a
 code change reruns exactly the stages that run that code, with the same result in both tools.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-COMMON = ["stages/config.py", "stages/utils"]
+COMMON = ["stages/config", "stages/utils"]
 STAGE_CODE: dict[str, list[str]] = {
     "fetch_raw": ["stages/fetch_raw.py", "stages/data/fetch.py", "stages/data/sources.py"],
     "prepare": [

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import nn
 
+from stages.utils.layouts import require_images, require_labels
+
 if TYPE_CHECKING:
     import torchattacks
 
@@ -219,8 +221,8 @@ def autoattack(
     Args:
         model: maps (N, C, H, W) images in [0, 1] to (N, num_classes) logits, on the same
             device as ``x``. Run in eval mode; its modes and parameters are left as found.
-        x: clean images (N, C, H, W) in [0, 1], float32. Not modified.
-        y: labels (N,), int64.
+        x: clean images, float (N, C, H, W) in [0, 1] (float32 for torchattacks). Not modified.
+        y: labels, integer (N,) (int64 for torchattacks).
         config: the ensemble (:class:`AutoAttackConfig`).
         num_classes: number of classes of ``model``; APGD-T needs at least 4, APGD-DLR 3.
         seed: seed of every attack's random starts and of Square's search (each attack is
@@ -231,10 +233,8 @@ def autoattack(
         ValueError: bad shapes, too few classes for a requested attack, images under 5x5
             for l_2 Square, or logits of a width other than ``num_classes``.
     """
-    if x.dim() != 4:
-        raise ValueError(f"autoattack expects images (N, C, H, W), got shape {tuple(x.shape)}")
-    if y.shape != x.shape[:1]:
-        raise ValueError(f"labels of shape {tuple(y.shape)} do not match {x.shape[0]} images")
+    require_images(x, "x", "autoattack")
+    require_labels(y, x, "y", "autoattack")
     # FAB reshapes input gradients with .view, which fails on images stored channels-last (as
     # the processed splits are, after an NHWC -> NCHW permute).
     x = x.contiguous(memory_format=torch.contiguous_format)

@@ -68,6 +68,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from stages.utils.layouts import as_batch_masks, require_images, require_labels
 from stages.utils.progress import progress as progress_bar
 
 Strategy = Literal["best1", "rand1"]
@@ -475,40 +476,39 @@ def differential_evolution_attack(
 
     Args:
         model: maps (B, C, H, W) images in ``config.value_range`` to logits (B, classes).
-        images: clean images (N, C, H, W). Not modified.
-        labels: int64 (N,): the classes y the attack moves away from (untargeted fitness and
+        images: clean images, float (N, C, H, W). Not modified.
+        labels: integer (N,): the classes y the attack moves away from (untargeted fitness and
             success): the true classes, or the model's clean predictions as in the paper
             (§III-A: "y represents the true class predicted by the classifier before being
             attacked").
         region: bool (N, 1, H, W), True where pixels may change (see
-            :mod:`stages.masks.regions`); None for the whole image. Outside it no candidate
-            changes a pixel, whatever ``config.search``.
+            :mod:`stages.masks.regions`); the per-image (N, H, W) layout is accepted too and
+            converted. None for the whole image. Outside it no candidate changes a pixel,
+            whatever ``config.search``.
         config: DE settings; None for the paper's defaults (:class:`DEConfig`).
-        targets: int64 (N,), required iff ``config.targeted``; must differ from ``labels``.
+        targets: integer (N,), required iff ``config.targeted``; must differ from ``labels``.
         generator: seeds the per-image random streams (CPU or CUDA); None uses torch's
             global generator.
         record_history: also return the best fitness per generation.
         progress: show a progress bar over generations, labelled ``desc``.
 
     Raises:
-        ValueError: on inconsistent shapes, or a region with fewer than ``config.pixels`` pixels.
+        ValueError: on a layout other than the documented ones (naming the argument and both
+            shapes), or a region with fewer than ``config.pixels`` pixels.
     """
     cfg = config or DEConfig()
-    if images.dim() != 4:
-        raise ValueError(f"expected images (N, C, H, W), got shape {tuple(images.shape)}")
+    where = "differential_evolution_attack"
+    require_images(images, "images", where)
+    require_labels(labels, images, "labels", where)
     n, channels, height, width = images.shape
     device = images.device
-    if labels.shape != (n,):
-        raise ValueError(f"labels of shape {tuple(labels.shape)} do not match {n} images")
     if region is None:
         region = torch.ones(n, 1, height, width, dtype=torch.bool, device=device)
-    if region.dtype != torch.bool or tuple(region.shape) != (n, 1, height, width):
-        raise ValueError(
-            f"region must be bool of shape {(n, 1, height, width)}, got {region.dtype} {tuple(region.shape)}"
-        )
+    region = as_batch_masks(region, images, "region", where)
     if cfg.targeted:
-        if targets is None or targets.shape != (n,):
-            raise ValueError("a targeted attack needs targets of shape (N,)")
+        if targets is None:
+            raise ValueError(f"{where}: a targeted attack needs targets, integer (N,)")
+        require_labels(targets, images, "targets", where)
         if bool((targets.cpu() == labels.cpu()).any()):
             raise ValueError("a target equals the image's label; a targeted attack needs another class")
         goal = targets.to(device=device, dtype=torch.long)
@@ -686,10 +686,15 @@ def targeted_all_pairs(
     target.
 
     ``labels`` are the sources; pass the model's clean predictions instead of the true labels
-    to attack "an image classified as class A" as the paper words it.
+    to attack "an image classified as class A" as the paper words it. Layouts as in
+    :func:`differential_evolution_attack`: ``images`` float (N, C, H, W), ``labels`` integer
+    (N,), ``region`` bool (N, 1, H, W) or (N, H, W) (converted), or None.
     """
-    if labels.shape != images.shape[:1]:
-        raise ValueError(f"labels of shape {tuple(labels.shape)} do not match {images.shape[0]} images")
+    where = "targeted_all_pairs"
+    require_images(images, "images", where)
+    require_labels(labels, images, "labels", where)
+    if region is not None:
+        region = as_batch_masks(region, images, "region", where)
     if num_classes < 2:
         raise ValueError(f"a targeted attack needs at least 2 classes, got {num_classes}")
     if bool(((labels < 0) | (labels >= num_classes)).any()):

@@ -35,15 +35,15 @@ from torch import nn
 
 from stages.attacks.pgd import pgd, summed_cross_entropy
 from stages.attacks.threats import LinfThreat, Norm, Threat, make_threat
-from stages.masks.regions import eps_matrix, region_mask
+from stages.masks.regions import eps_matrix
 from stages.saliency.base import SalienceModel, foreground_score
-
-
-def _foreground_mask(foreground: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Validated bool (N, 1, H, W) foreground for images ``like``, on their device."""
-    if foreground.dtype != torch.bool:
-        raise ValueError(f"a foreground mask must be a bool tensor, got dtype {foreground.dtype}")
-    return region_mask("foreground", like.shape, foreground=foreground, device=like.device)
+from stages.utils.layouts import (
+    as_batch_masks,
+    as_region,
+    check_against_images,
+    require_images,
+    require_labels,
+)
 
 
 class DualThreat(Threat):
@@ -62,7 +62,8 @@ class DualThreat(Threat):
     Args:
         norm: "linf" or "l2", for both parts (Eq. 3 has one p).
         eps_fg, eps_bg: radii of the foreground and background balls, >= 0.
-        foreground: bool (N, 1, H, W), True on F(x).
+        foreground: bool (N, 1, H, W), True on F(x), N, H, W the attacked images' ((N, H, W)
+            is accepted and converted); checked against the images when first used.
         step_fg, step_bg: step sizes of the two parts, in the norm's units, >= 0.
     """
 
@@ -76,16 +77,14 @@ class DualThreat(Threat):
         step_fg: float,
         step_bg: float,
     ) -> None:
-        if foreground.dtype != torch.bool or foreground.dim() != 4 or foreground.shape[1] != 1:
-            raise ValueError(
-                f"a foreground mask must be bool (N, 1, H, W), got {foreground.dtype} "
-                f"{tuple(foreground.shape)}"
-            )
+        self._given = tuple(getattr(foreground, "shape", ()))
+        foreground = as_region(foreground, "foreground", "DualThreat")
         for name, value in (("step_fg", step_fg), ("step_bg", step_bg)):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         background = ~foreground
         self.foreground = foreground
+        self._fits: torch.Size | None = None
         self.fg = make_threat(norm, eps_fg, foreground)
         self.bg = make_threat(norm, eps_bg, background)
         self.step_fg = float(step_fg)
@@ -96,7 +95,14 @@ class DualThreat(Threat):
         if norm == "linf":
             self._box = LinfThreat(eps_matrix(foreground, eps_fg) + eps_matrix(background, eps_bg))
 
+    def validate(self, x: torch.Tensor) -> None:
+        if x.shape != self._fits:
+            require_images(x, "images", "DualThreat")
+            check_against_images(self.foreground, x, "foreground", "DualThreat", given=self._given)
+            self._fits = x.shape
+
     def _merge(self, fg: torch.Tensor, bg: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        self.validate(out)
         mask = self.foreground
         if mask.device != out.device:
             mask = self.foreground = mask.to(out.device)
@@ -190,10 +196,11 @@ def dual_pgd(
 
     Args:
         model: maps (N, C, H, W) images in [0, 1] to logits; its mode is the caller's choice.
-        x: clean images in [0, 1], (N, C, H, W). Not modified.
-        y: labels (N,), int64.
+        x: clean images in [0, 1], float (N, C, H, W). Not modified.
+        y: labels, integer (N,).
         foreground: bool (N, 1, H, W), True on the object (F(x)); B(x) is its complement.
-            From segmentation, or :func:`stages.saliency.threshold_mask` (§3.3).
+            From segmentation, or :func:`stages.saliency.threshold_mask` (§3.3). The per-image
+            (N, H, W) layout is accepted too and converted to (N, 1, H, W).
         norm: "linf" or "l2".
         eps_fg, eps_bg: eps_F and eps_B (paper, l_2: 2.0 and 20.0 on 224-px ImageNet-10;
             l_∞: 4/255 and 20/255).
@@ -209,15 +216,13 @@ def dual_pgd(
     """
     if salience_weight != 0.0 and salience is None:
         raise ValueError(f"salience_weight={salience_weight} needs a salience model (salience=None)")
-    if x.dim() != 4:
-        raise ValueError(f"dual_pgd expects images (N, C, H, W), got shape {tuple(x.shape)}")
-    fg = _foreground_mask(foreground, x)
+    require_images(x, "x", "dual_pgd")
+    require_labels(y, x, "y", "dual_pgd")
+    fg = as_batch_masks(foreground, x, "foreground", "dual_pgd").to(x.device)
     threat = DualThreat(norm, eps_fg, eps_bg, fg, step_fg=step_fg, step_bg=step_bg)
     if salience_weight == 0.0 or salience is None:
         attacked, loss_fn = model, summed_cross_entropy
     else:
-        if y.shape != x.shape[:1]:
-            raise ValueError(f"labels of shape {tuple(y.shape)} do not match {x.shape[0]} images")
         attacked = _SalienceObjective(model, y, salience, fg, salience_weight)
         loss_fn = _objective_value
     return pgd(

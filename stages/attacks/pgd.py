@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stages.attacks.threats import Norm, Threat, make_threat
+from stages.utils.layouts import as_batch_masks, layout_error, require_images, require_labels, shape_text
 
 Localization = Literal["project", "post_clip"]
 LOCALIZATIONS: tuple[str, ...] = ("project", "post_clip")
@@ -81,9 +82,10 @@ def pgd(
 
     Args:
         model: maps (N, C, H, W) images in [0, 1] to logits; its mode is the caller's choice.
-        x: clean images in [0, 1], (N, C, H, W). Not modified.
-        y: labels (N,), int64.
-        threat: the perturbation set (see :mod:`stages.attacks.threats`).
+        x: clean images in [0, 1], float (N, C, H, W). Not modified.
+        y: labels, integer (N,) (int64 for the cross-entropy).
+        threat: the perturbation set (see :mod:`stages.attacks.threats`); its region or eps
+            matrix must fit ``x`` (checked here).
         steps: number of gradient steps (0 returns the random start, or x).
         step_size: absolute step length in the threat's norm.
         random_start: start from ``threat.random_start`` instead of x.
@@ -96,10 +98,9 @@ def pgd(
         raise ValueError(f"steps must be >= 0, got {steps}")
     if step_size < 0:
         raise ValueError(f"step_size must be >= 0, got {step_size}")
-    if x.dim() != 4:
-        raise ValueError(f"pgd expects images (N, C, H, W), got shape {tuple(x.shape)}")
-    if y.shape != x.shape[:1]:
-        raise ValueError(f"labels of shape {tuple(y.shape)} do not match {x.shape[0]} images")
+    require_images(x, "x", "pgd")
+    require_labels(y, x, "y", "pgd")
+    threat.validate(x)
 
     x = x.detach()
     with torch.no_grad():
@@ -127,7 +128,15 @@ def pgd(
 
 def post_clip(x: torch.Tensor, x_adv: torch.Tensor, threat: Threat) -> torch.Tensor:
     """Clip a finished adversarial image into ``threat``'s set once (LAT's Algorithm 1:
-    x' clipped to [x - epmatrix, x + epmatrix]). Returns a new tensor in [0, 1]."""
+    x' clipped to [x - epmatrix, x + epmatrix]). Returns a new tensor in [0, 1].
+
+    ``x`` and ``x_adv`` are float (N, C, H, W) of the same shape; ``threat`` must fit them.
+    """
+    require_images(x, "x", "post_clip")
+    require_images(x_adv, "x_adv", "post_clip")
+    if x_adv.shape != x.shape:
+        raise layout_error("post_clip", "x_adv", x_adv.shape, f"x's shape {shape_text(x.shape)}")
+    threat.validate(x)
     with torch.no_grad():
         return threat.localize(x.detach(), x_adv.detach())
 
@@ -156,9 +165,18 @@ def localized_pgd(
     With ``region=None`` (the whole image) both are the same attack.
 
     Args:
+        x: clean images in [0, 1], float (N, C, H, W). Not modified.
+        y: labels, integer (N,).
         region: bool (N, 1, H, W) (see :mod:`stages.masks.regions`), or None for every pixel.
+            The per-image layout (N, H, W) is accepted too and converted to (N, 1, H, W): a 3-D
+            region is always one mask per image, never one per channel (even when N = C).
+            Anything else is a ``ValueError`` naming the shapes.
         Other arguments as in :func:`pgd`.
     """
+    require_images(x, "x", "localized_pgd")
+    require_labels(y, x, "y", "localized_pgd")
+    if region is not None:
+        region = as_batch_masks(region, x, "region", "localized_pgd")
     local = make_threat(norm, eps, region)
     if localization == "project":
         return pgd(

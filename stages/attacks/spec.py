@@ -1,18 +1,18 @@
-"""Running an attack described by params.yaml (an :class:`AttackSpec`) on one batch.
+"""The settings an attack described by params.yaml (an :class:`AttackSpec`) passes to the
+attack library: its region, a dual attack's foreground and salience model, the DE and
+AutoAttack configurations.
 
-The single bridge between the config and the attack library, shared by training
-(adversarial examples for AT and LAT) and evaluation.
+Shared by the attack kinds (stages.attacks.kinds, which run an attack on a batch) and the DE
+evaluation (stages.evaluation.pixel); which code runs for which kind is the kinds' registry's
+business, not this module's.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from stages.attacks.autoattack import AutoAttackConfig, autoattack
+from stages.attacks.autoattack import AutoAttackConfig
 from stages.attacks.differential_evolution import DEConfig
-from stages.attacks.dual import dual_pgd
-from stages.attacks.pgd import localized_pgd
 from stages.config import AttackSpec
 from stages.masks.regions import region_mask
 from stages.saliency import SALIENCE_MODELS, SalienceModel, threshold_mask
@@ -94,77 +94,3 @@ def attack_region(
             raise DataError(f"{spec.name}: a foreground-input model needs foreground masks")
         region = region & masks
     return region
-
-
-def perturb(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    masks: torch.Tensor | None,
-    spec: AttackSpec,
-    box_fraction: float,
-    generator: torch.Generator | None,
-    *,
-    model_input: str = "natural",
-) -> torch.Tensor:
-    """Adversarial examples of ``x`` under ``spec``; ``x`` itself for ``kind: none``.
-
-    ``masks`` are the batch's foreground masks (bool (N, 1, H, W)) or None when the dataset
-    has none; the attack's region is built from them or from the centre box. A model that sees
-    only the foreground (``model_input: foreground``, x already x∘F) can only be attacked there:
-    the region is cut down to the foreground, so its background stays exactly 0.
-    """
-    if spec.kind == "none":
-        return x
-    if spec.kind == "de":
-        raise DataError(
-            f"{spec.name}: a differential-evolution attack runs in evaluation only "
-            f"(stages.evaluation.pixel), not as a training or gradient attack"
-        )
-    if spec.kind == "autoattack":
-        if model_input == "foreground":
-            raise DataError(f"{spec.name}: AutoAttack changes every pixel; this model sees only x∘F")
-        with torch.no_grad():
-            num_classes = int(model(x[:1]).shape[1])
-        # A seed per batch from the evaluation's generator: reruns give the same examples.
-        seed = int(torch.randint(2**31 - 1, (1,), generator=generator, device=x.device)) if generator else 0
-        try:
-            return autoattack(model, x, y, autoattack_config(spec), num_classes=num_classes, seed=seed)
-        except ValueError as exc:
-            raise DataError(f"attacks.{spec.name}: {exc}") from None
-    if spec.kind == "dual":
-        if model_input == "foreground":
-            raise DataError(f"{spec.name}: a dual attack needs a model that sees the background")
-        salience = salience_model(spec, x.device)
-        assert spec.norm is not None
-        return dual_pgd(
-            model,
-            x,
-            y,
-            dual_foreground(spec, x, masks, salience),
-            norm=spec.norm,
-            eps_fg=spec.eps_foreground,
-            eps_bg=spec.eps_background,
-            step_fg=spec.step_size_foreground,
-            step_bg=spec.step_size_background,
-            steps=spec.steps,
-            random_start=spec.random_start,
-            generator=generator,
-            salience=salience,
-            salience_weight=spec.salience_weight,
-        )
-    region = attack_region(spec, x.shape, masks, box_fraction, model_input, x.device)
-    assert spec.norm is not None
-    return localized_pgd(
-        model,
-        x,
-        y,
-        norm=spec.norm,
-        eps=spec.eps,
-        region=region,
-        localization=spec.localization,
-        steps=spec.steps,
-        step_size=spec.step_size,
-        random_start=spec.random_start,
-        generator=generator,
-    )

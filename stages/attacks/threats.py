@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 
 from stages.masks.regions import eps_matrix as _eps_matrix
+from stages.utils.layouts import as_eps_matrix, as_region, check_against_images, require_images
 
 Norm = Literal["linf", "l2"]
 NORMS: tuple[str, ...] = ("linf", "l2")
@@ -52,8 +53,15 @@ class Threat(ABC):
     """A perturbation set S and the PGD moves inside it.
 
     Implementations may modify ``delta`` and ``grad`` in place (the PGD loop owns both) and
-    must return the result. All tensors are (N, C, H, W).
+    must return the result. All tensors are float (N, C, H, W), the images' layout; a threat
+    holding per-image tensors (a region, an eps matrix) checks that they fit the images
+    (:meth:`validate`) before it first uses them with images of a new shape.
     """
+
+    def validate(self, x: torch.Tensor) -> None:
+        """Raise a ``ValueError`` naming the shapes unless the threat fits images ``x``
+        (N, C, H, W). The base class holds nothing per image, so anything fits."""
+        return None
 
     @abstractmethod
     def random_start(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -83,12 +91,23 @@ class LinfThreat(Threat):
     needs no separate handling: the projection pins those pixels to exactly zero.
 
     Args:
-        eps_matrix: scalar or tensor broadcastable to the images, e.g. the (N, 1, H, W)
-            result of :func:`stages.masks.regions.eps_matrix`; every entry >= 0.
+        eps_matrix: a float, or a float tensor (N, 1, H, W) (one radius per pixel, shared by
+            the channels: the result of :func:`stages.masks.regions.eps_matrix`) or (N, C, H, W)
+            (one per coordinate), N, C, H, W the attacked images'; every entry >= 0. (N, H, W)
+            is accepted and converted to (N, 1, H, W). No other shape is broadcast.
     """
 
     def __init__(self, eps_matrix: torch.Tensor | float) -> None:
+        self._fits: torch.Size | None = None
+        # (function, argument, shape given, per-coordinate allowed): what a misfit names.
+        self._source: tuple[str, str, tuple[int, ...], bool] = (
+            "LinfThreat",
+            "eps_matrix",
+            tuple(getattr(eps_matrix, "shape", ())),
+            True,
+        )
         if isinstance(eps_matrix, torch.Tensor):
+            eps_matrix = as_eps_matrix(eps_matrix, "eps_matrix", "LinfThreat")
             if bool((eps_matrix < 0).any()):
                 raise ValueError("an l_inf eps matrix must be >= 0 everywhere")
             self.eps: torch.Tensor | float = eps_matrix
@@ -99,8 +118,16 @@ class LinfThreat(Threat):
             self.eps = float(eps_matrix)
             self._neg_eps = -float(eps_matrix)
 
+    def validate(self, x: torch.Tensor) -> None:
+        if isinstance(self.eps, torch.Tensor) and x.shape != self._fits:
+            where, name, given, per_coordinate = self._source
+            require_images(x, "images", where)
+            check_against_images(self.eps, x, name, where, per_coordinate=per_coordinate, given=given)
+            self._fits = x.shape
+
     def _on(self, like: torch.Tensor) -> tuple[torch.Tensor | float, torch.Tensor | float]:
         """Bounds on ``like``'s device and dtype; moved once and cached, not per step."""
+        self.validate(like)
         if isinstance(self.eps, torch.Tensor) and (
             self.eps.device != like.device or self.eps.dtype != like.dtype
         ):
@@ -140,23 +167,35 @@ class L2Threat(Threat):
 
     Args:
         eps: l_2 radius per image, >= 0.
-        region: bool, broadcastable to the images (typically (N, 1, H, W)); None = every
-            pixel.
+        region: bool (N, 1, H, W) with N, H, W the attacked images' ((N, H, W) is accepted
+            and converted); None = every pixel. No other shape is broadcast.
     """
 
     def __init__(self, eps: float, region: torch.Tensor | None = None) -> None:
         if eps < 0:
             raise ValueError(f"eps must be >= 0, got {eps}")
-        if region is not None and region.dtype != torch.bool:
-            raise ValueError(f"a region must be a bool tensor, got dtype {region.dtype}")
         self.eps = float(eps)
-        self.region = region
+        self._source: tuple[str, str, tuple[int, ...]] = (
+            "L2Threat",
+            "region",
+            tuple(getattr(region, "shape", ())),
+        )
+        self.region = None if region is None else as_region(region, "region", "L2Threat")
         self._mask: torch.Tensor | None = None
+        self._fits: torch.Size | None = None
+
+    def validate(self, x: torch.Tensor) -> None:
+        if self.region is not None and x.shape != self._fits:
+            where, name, given = self._source
+            require_images(x, "images", where)
+            check_against_images(self.region, x, name, where, given=given)
+            self._fits = x.shape
 
     def _mask_on(self, like: torch.Tensor) -> torch.Tensor | None:
         """The region as a 0/1 float mask of ``like``'s dtype; built once, not per step."""
         if self.region is None:
             return None
+        self.validate(like)
         if self._mask is None or self._mask.device != like.device or self._mask.dtype != like.dtype:
             self._mask = self.region.to(device=like.device, dtype=like.dtype)
         return self._mask
@@ -207,11 +246,21 @@ class L2Threat(Threat):
 
 
 def make_threat(norm: Norm, eps: float, region: torch.Tensor | None = None) -> Threat:
-    """The threat for ``norm`` with radius ``eps`` on ``region`` (None = the whole image)."""
+    """The threat for ``norm`` with radius ``eps`` on ``region`` (None = the whole image).
+
+    ``region``: bool (N, 1, H, W), or (N, H, W) converted to it (one mask per image, never one
+    per channel); the threat checks it against the images when it first sees them.
+    """
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; valid norms are: {', '.join(NORMS)}")
+    if region is None:
+        return LinfThreat(eps) if norm == "linf" else L2Threat(eps)
+    given = tuple(getattr(region, "shape", ()))
+    region = as_region(region, "region", "make_threat")
     if norm == "linf":
-        if region is None:
-            return LinfThreat(eps)
-        return LinfThreat(_eps_matrix(region, eps))
-    if norm == "l2":
-        return L2Threat(eps, region)
-    raise ValueError(f"unknown norm {norm!r}; valid norms are: {', '.join(NORMS)}")
+        linf = LinfThreat(_eps_matrix(region, eps))
+        linf._source = ("make_threat", "region", given, False)
+        return linf
+    l2 = L2Threat(eps, region)
+    l2._source = ("make_threat", "region", given)
+    return l2

@@ -34,6 +34,7 @@ from typing import Literal, TypeVar, get_args
 import cv2
 import numpy as np
 
+from stages.utils.layouts import dtype_error, layout_error, require_rgb_image
 from stages.utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -179,8 +180,6 @@ def disk_seeds(
 
 
 def _to_work(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"GrabCut needs uint8 (H, W, 3) images, got {image.dtype} {image.shape}")
     h, w = shape
     if (h, w) == image.shape[:2]:
         return np.ascontiguousarray(image)
@@ -198,13 +197,12 @@ def _downscale(mask: np.ndarray, out: tuple[int, int]) -> np.ndarray:
 def _seed_pixels(
     seeds: Sequence[tuple[int, int]] | np.ndarray | None, src: tuple[int, int], dst: tuple[int, int]
 ) -> np.ndarray:
-    """Seeds given on the input image, as a bool mask on the work image."""
+    """Seeds given on the input image (checked by :func:`_check_seeds`), as a bool mask on the
+    work image."""
     out = np.zeros(dst, dtype=bool)
     if seeds is None:
         return out
     if isinstance(seeds, np.ndarray) and seeds.dtype == np.bool_:
-        if seeds.shape != src:
-            raise ValueError(f"seed mask shape {seeds.shape} differs from the image's {src}")
         up = cv2.resize(seeds.astype(np.uint8), (dst[1], dst[0]), interpolation=cv2.INTER_NEAREST)
         return up.astype(bool)
     # Each seed covers its whole footprint on the work image (a 4x4 block when upscaling 4x): it
@@ -213,6 +211,21 @@ def _seed_pixels(
         x1, y1, x2, y2 = _scale_box((c, r, c, r), src, dst)
         out[y1 : y2 + 1, x1 : x2 + 1] = True
     return out
+
+
+def _check_seeds(seeds: object, src: tuple[int, int], where: str) -> None:
+    """``seeds_fg``'s documented layouts: None, a bool (H, W) mask of the image's size, or
+    (row, col) pairs (a sequence, or an integer (K, 2) array)."""
+    wants = f"None, a bool (H, W) mask with H x W = {src[0]}x{src[1]}, or (row, col) pairs (K, 2)"
+    if not isinstance(seeds, np.ndarray):
+        return  # None or a sequence of pairs (unpacked, so a wrong pair fails on its own)
+    if seeds.dtype == np.bool_:
+        if seeds.shape != src:
+            raise layout_error(where, "seeds_fg", seeds.shape, wants)
+    elif seeds.ndim != 2 or seeds.shape[1] != 2:
+        raise layout_error(where, "seeds_fg", seeds.shape, wants)
+    elif not np.issubdtype(seeds.dtype, np.integer):
+        raise dtype_error(where, "seeds_fg", seeds.dtype, wants)
 
 
 def grabcut_seeded(
@@ -233,7 +246,12 @@ def grabcut_seeded(
     frame is always definite background, so the background model is never empty. The mask is
     downscaled to ``out_size`` (default the image's size) by area + majority, straight from the
     work size, so it is resampled once only.
+
+    Layouts: ``image`` uint8 (H, W, 3) RGB; ``seeds_fg`` None, bool (H, W) or (row, col) pairs;
+    the result bool (out_h, out_w). Anything else is a ``ValueError`` naming the shapes.
     """
+    require_rgb_image(image, "image", "grabcut_seeded")
+    _check_seeds(seeds_fg, image.shape[:2], "grabcut_seeded")
     src = image.shape[:2]
     out = src if out_size is None else (int(out_size[0]), int(out_size[1]))
     shape = work_shape(src[0], src[1], cfg.work_size)
@@ -270,7 +288,9 @@ def grabcut_rect(
     image: np.ndarray, cfg: GrabCutConfig, out_size: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, bool]:
     """Fully automatic GrabCut from the centred rectangle alone (CIFAR-10, and the routine
-    measured against ground truth): what Wang et al. started from before refining by hand."""
+    measured against ground truth): what Wang et al. started from before refining by hand.
+    ``image``: uint8 (H, W, 3) RGB; returns a bool (out_h, out_w) mask and whether it fell back."""
+    require_rgb_image(image, "image", "grabcut_rect")
     return grabcut_seeded(image, None, cfg, out_size=out_size)
 
 
@@ -287,7 +307,10 @@ def segment_seeded(
     centred rectangle is the probable-foreground prior, so the colour model of the object is
     learnt from more than a few seed pixels. "roi" uses the CSV's sign box as the prior with
     definite background outside it, which the paper did not use but GTSRB provides.
+
+    ``image``: uint8 (H, W, 3) RGB; returns a bool (out_h, out_w) mask and whether it fell back.
     """
+    require_rgb_image(image, "image", "segment_seeded")
     h, w = image.shape[:2]
     rng = image_rng(image, cfg.seed)
     if seeding.method == "roi":
@@ -412,10 +435,10 @@ def masks_parallel(
 
 
 def iou(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Intersection over union of two bool masks; 1.0 when both are empty (they agree)."""
+    """Intersection over union of two bool masks of one shape; 1.0 when both are empty (they agree)."""
     pred, truth = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
     if pred.shape != truth.shape:
-        raise ValueError(f"iou: shapes differ, {pred.shape} vs {truth.shape}")
+        raise layout_error("iou", "truth", truth.shape, f"pred's shape {tuple(pred.shape)}")
     union = int(np.count_nonzero(pred | truth))
     return 1.0 if union == 0 else int(np.count_nonzero(pred & truth)) / union
 
@@ -423,8 +446,10 @@ def iou(pred: np.ndarray, truth: np.ndarray) -> float:
 def iou_batch(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Per-sample IoU of (N, H, W) bool masks, float64 (N,)."""
     pred, truth = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
-    if pred.shape != truth.shape or pred.ndim != 3:
-        raise ValueError(f"iou_batch: need equal (N, H, W) shapes, got {pred.shape} vs {truth.shape}")
+    if pred.ndim != 3:
+        raise layout_error("iou_batch", "pred", pred.shape, "bool masks (N, H, W)")
+    if pred.shape != truth.shape:
+        raise layout_error("iou_batch", "truth", truth.shape, f"pred's shape (N, H, W) = {tuple(pred.shape)}")
     inter = np.count_nonzero(pred & truth, axis=(1, 2))
     union = np.count_nonzero(pred | truth, axis=(1, 2))
     return np.where(union == 0, 1.0, inter / np.maximum(union, 1))

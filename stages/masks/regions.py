@@ -2,7 +2,9 @@
 
 A *region* is a bool tensor of shape (N, 1, H, W), True where a pixel may change. The
 channel axis is kept (size 1) so a region broadcasts against (N, C, H, W) images without
-callers having to remember an ``unsqueeze``.
+callers having to remember an ``unsqueeze``. Functions taking a mask or region also accept the
+per-image (N, H, W) layout of the processed files and convert it explicitly (never read as
+(C, H, W): see :mod:`stages.utils.layouts`); other shapes are a ``ValueError`` naming them.
 
 The region names live in one place (:data:`RegionName` / :data:`REGIONS`) so that the
 params.yaml schema, the stages and the attack code cannot drift apart.
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from stages.utils.errors import ConfigError
+from stages.utils.layouts import LayoutError, as_batch_masks, as_region, dtype_error, layout_error
 
 RegionName = Literal["full", "foreground", "background", "box", "outside_box"]
 """``full``: every pixel. ``foreground``/``background``: the dataset's object mask and its
@@ -59,12 +62,11 @@ def intensity_foreground(images_uint8: np.ndarray, threshold: int) -> np.ndarray
         bool array (N, H, W).
     """
     images = np.asarray(images_uint8)
-    if images.dtype != np.uint8:
-        raise ValueError(f"intensity_foreground expects uint8 images, got dtype {images.dtype}")
+    wants = "uint8 images (N, H, W) or (N, H, W, C)"
     if images.ndim not in (3, 4):
-        raise ValueError(
-            f"intensity_foreground expects (N, H, W) or (N, H, W, C) images, got shape {images.shape}"
-        )
+        raise layout_error("intensity_foreground", "images_uint8", images.shape, wants)
+    if images.dtype != np.uint8:
+        raise dtype_error("intensity_foreground", "images_uint8", images.dtype, wants)
     if not 0 <= int(threshold) <= 255:
         raise ValueError(f"intensity threshold must be in 0..255, got {threshold}")
     brightest = images.max(axis=3) if images.ndim == 4 else images
@@ -129,7 +131,7 @@ def region_mask(
     Args:
         name: one of :data:`REGIONS`.
         shape: (N, H, W) of the batch (a longer shape (N, C, H, W) is accepted; C is ignored).
-        foreground: bool (N, H, W) or (N, 1, H, W), True on the object.
+        foreground: bool (N, H, W) or (N, 1, H, W), True on the object, N, H, W the batch's.
         box_fraction: side fraction of the centre box (see :func:`centre_box`).
         device: where to build the mask; defaults to ``foreground``'s device, else CPU.
     """
@@ -139,7 +141,7 @@ def region_mask(
     if len(dims) == 4:
         dims = (dims[0], dims[2], dims[3])
     if len(dims) != 3:
-        raise ValueError(f"region_mask expects shape (N, H, W) or (N, C, H, W), got {tuple(shape)}")
+        raise LayoutError(f"region_mask: shape is {tuple(shape)}; wants (N, H, W) or (N, C, H, W)")
     n, h, w = dims
     if device is None:
         device = foreground.device if foreground is not None else torch.device("cpu")
@@ -154,14 +156,7 @@ def region_mask(
                 f"one of the regions that do not: "
                 f"{', '.join(r for r in REGIONS if r not in REGIONS_NEEDING_FOREGROUND)}"
             )
-        fg = foreground.to(device=device, dtype=torch.bool)
-        if fg.dim() == 3:
-            fg = fg.unsqueeze(1)
-        if tuple(fg.shape) != (n, 1, h, w):
-            raise ValueError(
-                f"foreground mask of shape {tuple(foreground.shape)} does not match images "
-                f"(N, H, W) = {dims} for region {name!r}"
-            )
+        fg = as_batch_masks(foreground, dims, "foreground", f"region_mask({name!r})").to(device)
         return fg.clone() if name == "foreground" else ~fg
 
     # name in REGIONS_NEEDING_BOX
@@ -178,9 +173,10 @@ def eps_matrix(region: torch.Tensor, eps: float, *, dtype: torch.dtype = torch.f
 
     Its shape is the region's, (N, 1, H, W), which broadcasts over the image channels, so
     a per-pixel l_inf box [x - E, x + E] localises an attack with no special casing.
+
+    ``region``: bool (N, 1, H, W), or (N, H, W) (converted: the result is (N, 1, H, W) either way).
     """
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
-    if region.dtype != torch.bool:
-        raise ValueError(f"a region must be a bool tensor, got dtype {region.dtype}")
+    region = as_region(region, "region", "eps_matrix")
     return region.to(dtype) * eps

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from stages.utils.layouts import require_images
+
 # (out channels, kernel, stride, padding) of the convolutions before the class layer, Table 2.
 _LAYOUT: tuple[tuple[int, int, int, int], ...] = (
     (96, 3, 1, 1),
@@ -47,6 +49,7 @@ _LAYOUT: tuple[tuple[int, int, int, int], ...] = (
 _STRIDED = frozenset({2, 5})  # indices of the layers replacing max-pooling (dropout after them)
 _INPUT_DROPOUT = 0.2  # Springenberg et al. 2015, training setup: 20 % on the input
 _HIDDEN_DROPOUT = 0.5  # ... and 50 % after each pooling-replacing layer
+_MIN_IMAGE_SIZE = 9  # the unpadded 3x3 convolution after the two reductions needs a 3x3 input
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class AllConvNet(nn.Module):
         width: multiplier of every hidden channel count (1.0: the paper's 96/192).
         dropout: the paper's dropout (input 20 %, after the stride-2 layers 50 %).
         final_relu: keep the table's ReLU on the class maps (see the module docstring).
+
+    :meth:`forward` takes float (N, in_channels, H, W) images with H, W >= 9.
     """
 
     def __init__(
@@ -98,8 +103,9 @@ class AllConvNet(nn.Module):
         final_relu: bool = False,
     ) -> None:
         super().__init__()
-        if image_size < 9:
-            raise ValueError(f"AllConvNet needs image_size >= 9, got {image_size}")
+        if image_size < _MIN_IMAGE_SIZE:
+            raise ValueError(f"AllConvNet needs image_size >= {_MIN_IMAGE_SIZE}, got {image_size}")
+        self.in_channels = in_channels
         layers: list[nn.Module] = [nn.Dropout(_INPUT_DROPOUT)] if dropout else []
         channels = in_channels
         for i, (out, kernel, stride, padding) in enumerate(_LAYOUT):
@@ -119,4 +125,6 @@ class AllConvNet(nn.Module):
         self.apply(he_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes) of float (N, in_channels, H, W) images, H, W >= 9."""
+        require_images(x, "x", "AllConvNet.forward", channels=self.in_channels, min_size=_MIN_IMAGE_SIZE)
         return self.net(x)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from stages.utils.layouts import require_images
+
 
 @dataclass(frozen=True)
 class LatCnnConfig:
@@ -20,10 +22,14 @@ class LatCnnConfig:
 
 
 class LatCNN(nn.Module):
+    """The LAT classifier for float (N, in_channels, image_size, image_size) images: the fully
+    connected layer fixes the input size, so :meth:`forward` takes exactly that layout."""
+
     def __init__(
         self, in_channels: int, image_size: int, num_classes: int, config: LatCnnConfig = LatCnnConfig()
     ) -> None:
         super().__init__()
+        self.in_channels, self.image_size = in_channels, image_size
         c1, c2 = config.conv_channels
         kernel_size, hidden = config.kernel_size, config.hidden
         pad = kernel_size // 2
@@ -44,4 +50,6 @@ class LatCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes) of float (N, in_channels, image_size, image_size) images."""
+        require_images(x, "x", "LatCNN.forward", channels=self.in_channels, size=self.image_size)
         return self.classifier(self.features(x))

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from stages.models.allconv import he_init, scaled
+from stages.utils.layouts import require_images
 
 # Per mlpconv block: (kernel, padding, channels of the k x k conv and of the two 1x1 convs).
 # The last block's final 1x1 conv has num_classes channels instead of the placeholder 0.
@@ -69,6 +70,8 @@ class NetworkInNetwork(nn.Module):
         width: multiplier of every hidden channel count (1.0: the released model's).
         dropout: the paper's dropout after the first two mlpconv blocks.
         final_relu: keep the released model's ReLU on the class maps.
+
+    :meth:`forward` takes float (N, in_channels, H, W) images with H, W >= 6.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class NetworkInNetwork(nn.Module):
         super().__init__()
         if image_size < _POOL_KERNEL or _pooled(image_size) < _POOL_KERNEL:
             raise ValueError(f"NetworkInNetwork needs image_size >= 6, got {image_size}")
+        self.in_channels = in_channels
         layers: list[nn.Module] = []
         channels = in_channels
         for b, (kernel, padding, widths) in enumerate(_BLOCKS):
@@ -105,4 +109,6 @@ class NetworkInNetwork(nn.Module):
         self.apply(he_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes) of float (N, in_channels, H, W) images, H, W >= 6."""
+        require_images(x, "x", "NetworkInNetwork.forward", channels=self.in_channels, min_size=6)
         return self.net(x)

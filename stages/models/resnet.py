@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from stages.utils.errors import ConfigError
+from stages.utils.layouts import require_images
 
 RESNET_BLOCKS: dict[int, tuple[int, int, int, int]] = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 """BasicBlocks per stage for each supported depth (He et al. 2016, Table 1)."""
@@ -101,7 +102,8 @@ class ResNet(nn.Module):
 
     The signature's first three arguments are the model registry's
     ``(in_channels, image_size, num_classes)``. ``image_size`` is only validated: the global
-    average pool makes the network size-agnostic.
+    average pool makes the network size-agnostic. :meth:`forward` takes float
+    (N, in_channels, H, W) images, any H, W >= 1.
 
     Args:
         in_channels: image channels (3 for RGB).
@@ -127,6 +129,7 @@ class ResNet(nn.Module):
         ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        self.in_channels = in_channels
         self.config = ResNetConfig(depth=depth, width=width)
         channels = self.config.channels
         self.stem = nn.Sequential(
@@ -156,5 +159,7 @@ class ResNet(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes) of float (N, in_channels, H, W) images."""
+        require_images(x, "x", "ResNet.forward", channels=self.in_channels)
         features = self.pool(self.stages(self.stem(x)))
         return self.fc(torch.flatten(features, 1))

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from stages.utils.errors import ConfigError
+from stages.utils.layouts import require_images
 
 POOL = "M"
 # Simonyan & Zisserman 2015, Table 1: output channels of each 3x3 convolution, "M" a max-pool.
@@ -50,8 +51,12 @@ class VggConfig:
 
 
 class VGG(nn.Module):
+    """VGG for square inputs of side ``image_size`` (>= 32); :meth:`forward` takes float
+    (N, in_channels, H, W) images with H, W >= 32 (larger ones are pooled down)."""
+
     def __init__(self, in_channels: int, image_size: int, num_classes: int, config: VggConfig) -> None:
         super().__init__()
+        self.in_channels = in_channels
         if image_size < MIN_IMAGE_SIZE:
             raise ConfigError(
                 f"vgg: needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} (five 2x2 pools), "
@@ -75,4 +80,6 @@ class VGG(nn.Module):
         self.classifier = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes) of float (N, in_channels, H, W) images, H, W >= 32."""
+        require_images(x, "x", "VGG.forward", channels=self.in_channels, min_size=MIN_IMAGE_SIZE)
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))

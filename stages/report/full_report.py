@@ -30,6 +30,7 @@ import yaml
 from stages.claims.record import ClaimRecord, ClaimsFile, read_claims
 from stages.claims.render import claim_section_lines, outcome_counts, summary_table
 from stages.config import resolve_tree
+from stages.report.benchmarks import benchmark_lines
 from stages.utils.errors import ConfigError
 
 SCALE_MEANINGS = {
@@ -114,6 +115,7 @@ class ReportInputs:
     params: dict[str, Any]  # params.yaml as loaded, scales unresolved
     report_dir: Path | None = None  # where report.md lives; figure links are relative to it
     claims_dir: Path | None = None  # results/claims: one records file per paper (stages/claims)
+    benchmarks_dir: Path | None = None  # benchmarks/: Snakemake's per-job runtime and memory
 
     def __post_init__(self) -> None:
         if self.scale not in SCALE_MEANINGS:
@@ -245,6 +247,7 @@ def _provenance(report: _Report) -> None:
         f"- Scale: **{inputs.scale}**",
         f"- Python {platform.python_version()}, torch {_version('torch')}, "
         f"torchvision {_version('torchvision')}",
+        *benchmark_lines(inputs.benchmarks_dir),
         "",
     )
 

@@ -34,8 +34,8 @@ NOT_APPLICABLE = "n/a"
 # A reference lowering our PGD number by more than this many points means our PGD missed
 # adversarial examples the ensemble found: the PGD cell is an upper bound, not a measurement.
 GAP_THRESHOLD_POINTS = 2.0
-# Where the Snakemake rules write a pair's evaluation (workflow/rules/common.smk,
-# evaluation_file): a group's pair under results/evals, a matrix-only cell under results/matrix.
+# Where the plan writes a pair's evaluation (workflow/plan.py,
+# Plan._eval_path): a group's pair under results/evals, a matrix-only cell under results/matrix.
 EVALS_TARGET = "results/evals"
 MATRIX_TARGET = "results/matrix"
 MINUS = "\u2212"
@@ -301,7 +301,7 @@ def collect_cells(
     for model in matrix.models:
         for attack, column, role in _columns_of(matrix):
             cell: MatrixCell = matrix.cell(model, attack)
-            # A replica's evaluation goes where its base model's does (workflow/rules/common.smk).
+            # A replica's evaluation goes where its base model's does (workflow/plan.py).
             in_group = (model, attack) in groups
             folder = evals_dir if in_group else matrix_dir
             target_root = EVALS_TARGET if in_group else MATRIX_TARGET

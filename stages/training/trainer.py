@@ -24,13 +24,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stages.attacks.spec import perturb
+from stages.attacks.kinds import ATTACK_KINDS, attack_kind, perturb
 from stages.config import AttackSpec, ModelSpec, TrainingSpec, digest
 from stages.data.processed import ProcessedSplit
 from stages.models.inputs import model_view
 from stages.models.registry import build_model
 from stages.training.augment import augment_batch
-from stages.utils.errors import BackdropError
+from stages.utils.errors import BackdropError, ConfigError
 from stages.utils.io import atomic_path
 from stages.utils.progress import progress as progress_bar
 
@@ -165,6 +165,13 @@ def train(
     progress: bool = True,
 ) -> TrainingOutcome:
     """Train ``spec`` on ``split``, resuming from ``checkpoint`` when it matches ``spec``."""
+    train_kind = attack_kind(spec.train_attack)
+    if not train_kind.can_train:
+        trainable = ", ".join(name for name, kind in sorted(ATTACK_KINDS.items()) if kind.can_train)
+        raise ConfigError(
+            f"models.{spec.name}.train_attack: {spec.train_attack.name!r} is a kind "
+            f"{train_kind.name} attack, which runs in evaluation only; the kinds that can train: {trainable}"
+        )
     torch.manual_seed(seed)
     model = model_for_split(spec, split).to(device)
     optimizer = make_optimizer(model, spec.training)

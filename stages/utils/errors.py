@@ -14,6 +14,11 @@ class ConfigError(BackdropError):
     """params.yaml (or an override) holds a wrong key or value."""
 
 
+class MissingParamsError(ConfigError):
+    """A job's pruned params file (stages.config.Params.for_job) lacks a section or entry the job
+    reads: the plan left out something the job needs, not a wrong value in params.yaml."""
+
+
 class DataError(BackdropError):
     """A raw or processed data file is missing, corrupt or inconsistent."""
 

@@ -1,0 +1,49 @@
+"""``kind: autoattack``: the AutoAttack ensemble (stages.attacks.autoattack), the strong
+whole-image reference of a robustness-matrix column. Evaluation only: it cannot train."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from stages.attacks.autoattack import autoattack
+from stages.attacks.kinds.base import AttackKind
+from stages.attacks.spec import autoattack_config
+from stages.config import AttackSpec
+from stages.utils.errors import DataError
+
+
+class AutoAttack(AttackKind):
+    name = "autoattack"
+    can_train = False  # an evaluation reference, far too costly per training step
+
+    def perturb(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        masks: torch.Tensor | None,
+        spec: AttackSpec,
+        box_fraction: float,
+        generator: torch.Generator | None,
+        *,
+        model_input: str = "natural",
+    ) -> torch.Tensor:
+        if model_input == "foreground":
+            raise DataError(f"{spec.name}: AutoAttack changes every pixel; this model sees only x∘F")
+        with torch.no_grad():
+            num_classes = int(model(x[:1]).shape[1])
+        # A seed per batch from the evaluation's generator: reruns give the same examples.
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator, device=x.device)) if generator else 0
+        try:
+            return autoattack(model, x, y, autoattack_config(spec), num_classes=num_classes, seed=seed)
+        except ValueError as exc:
+            raise DataError(f"attacks.{spec.name}: {exc}") from None
+
+    def effective_region(self, spec: AttackSpec, model_input: str) -> str | None:
+        """The whole image (the schema gives an autoattack attack no region)."""
+        return spec.region
+
+    def restarts(self, spec: AttackSpec) -> int:
+        """The ensemble's own restarts; evaluation starts it once per batch."""
+        return spec.restarts

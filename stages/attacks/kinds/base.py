@@ -1,0 +1,125 @@
+"""The interface every attack kind implements: what the pipeline asks of ``kind: <name>``.
+
+Training asks one thing (adversarial examples of a batch, :meth:`AttackKind.perturb`, and
+whether the kind may train at all); evaluation asks for a whole evaluation record
+(:meth:`AttackKind.evaluate`). Most kinds are evaluated batch by batch, each image keeping the
+worst of the kind's random starts (stages.evaluation.robustness.evaluate_batches), and only
+say how often to start, which pixels they change and what extra per-image records they keep;
+a kind evaluated another way (DE's per-image search) overrides :meth:`AttackKind.evaluate`.
+
+Evaluation code lives in stages/evaluation, the evaluate stage's code (workflow/stage_code.py),
+and is imported here only inside :meth:`AttackKind.evaluate`: training imports the kinds, and
+so stays clear of evaluation code, whose changes need not retrain a model.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from stages.config import AttackSpec
+    from stages.data.processed import ProcessedSplit
+
+
+class ExtraRecords(Protocol):
+    """Per-image quantities a kind adds to a batch-wise evaluation record (e.g. a dual attack's
+    foreground scores), gathered batch by batch."""
+
+    def add(self, x: torch.Tensor, x_adv: torch.Tensor, masks: torch.Tensor | None) -> None:
+        """Take one batch: clean images ``x`` as the model sees them, the kept adversarial
+        ``x_adv``, the batch's foreground masks (or None)."""
+
+    def per_image(self) -> dict[str, list[float]]:
+        """Per-image floats by record key, in the split's order (rounded like the losses)."""
+
+    def summary(self, samples: int) -> dict[str, Any]:
+        """Top-level record entries over all ``samples`` images."""
+
+
+class AttackKind(ABC):
+    """One kind of attack (params.yaml ``attacks.<name>.kind``), registered by its ``name``
+    in stages.attacks.kinds. Stateless: every method takes the attack's spec."""
+
+    name: ClassVar[str]
+    """The kind as params.yaml spells it."""
+
+    can_train: ClassVar[bool]
+    """Whether an attack of this kind may be a model's ``train_attack``."""
+
+    @abstractmethod
+    def perturb(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        masks: torch.Tensor | None,
+        spec: AttackSpec,
+        box_fraction: float,
+        generator: torch.Generator | None,
+        *,
+        model_input: str = "natural",
+    ) -> torch.Tensor:
+        """Adversarial examples of one batch ``x`` (float (N, C, H, W) in [0, 1], as the
+        model sees it) with labels ``y``.
+
+        ``masks`` are the batch's foreground masks (bool (N, 1, H, W)) or None when the
+        dataset has none; ``box_fraction`` sizes the centre box of box regions; random
+        numbers come from ``generator``. A model that sees only the foreground
+        (``model_input: foreground``, x already x∘F) can only be attacked there.
+        """
+
+    @abstractmethod
+    def effective_region(self, spec: AttackSpec, model_input: str) -> str | None:
+        """The pixels the attack may change on a model with input ``model_input``, in words
+        (the record's ``effective_region``; None: no perturbation at all)."""
+
+    def restarts(self, spec: AttackSpec) -> int:
+        """Random starts per image, as the evaluation record reports them."""
+        return 1
+
+    def evaluation_starts(self, spec: AttackSpec) -> int:
+        """How often a batch-wise evaluation perturbs each batch, each image keeping its worst
+        start: 1 unless the evaluation makes the restarts (an attack that restarts inside
+        itself, as AutoAttack, still reports its restarts in :meth:`restarts`)."""
+        return 1
+
+    def extra_records(self, spec: AttackSpec, device: torch.device) -> ExtraRecords | None:
+        """A fresh gatherer of this kind's extra per-image records for one batch-wise
+        evaluation on ``device``; None: the kind keeps only the usual ones."""
+        return None
+
+    def evaluate(
+        self,
+        model: nn.Module,
+        split: ProcessedSplit,
+        spec: AttackSpec,
+        *,
+        box_fraction: float,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        model_input: str,
+        progress: bool,
+        forward_batch: int | None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(metrics, throughput) of ``model`` on ``split`` under ``spec``; by default batch by
+        batch, worst of :meth:`evaluation_starts` starts per image. ``forward_batch`` is a
+        search attack's candidates per forward pass (speed only; unused here)."""
+        from stages.evaluation.robustness import evaluate_batches  # see the module docstring
+
+        return evaluate_batches(
+            self,
+            model,
+            split,
+            spec,
+            box_fraction=box_fraction,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            model_input=model_input,
+            progress=progress,
+        )
