@@ -124,6 +124,17 @@ def _outputs(rule: Rule, wildcards: dict[str, str]) -> dict[str, str]:
     return {name: out.template.format(**wildcards) for name, out in rule.outputs.items()}
 
 
+def _table_outputs(table: str, claims: bool = True, **extra: Output) -> dict[str, Output]:
+    """A table stage's csv and markdown (and its paper's claim records), plus ``extra``."""
+    outputs = {
+        "csv": Output(f"results/tables/{table}.csv", cache=False),
+        "md": Output(f"results/tables/{table}.md", cache=False),
+    }
+    if claims:
+        outputs["claims"] = Output(f"results/claims/{table}.json", cache=False)
+    return {**outputs, **extra}
+
+
 RULES: dict[str, Rule] = {
     rule.name: rule
     for rule in (
@@ -162,10 +173,7 @@ RULES: dict[str, Rule] = {
         Rule(
             "dataset_table",
             (),
-            {
-                "csv": Output("results/tables/datasets.csv", cache=False),
-                "md": Output("results/tables/datasets.md", cache=False),
-            },
+            _table_outputs("datasets", claims=False),
             "the datasets table",
         ),
         Rule(
@@ -203,33 +211,23 @@ RULES: dict[str, Rule] = {
         Rule(
             "lat_table",
             (),
-            {
-                "csv": Output("results/tables/lat.csv", cache=False),
-                "md": Output("results/tables/lat.md", cache=False),
-                "claims": Output("results/claims/lat.json", cache=False),
-            },
+            _table_outputs("lat"),
             "the LAT table and its claims",
         ),
         Rule(
             "attention_table",
             (),
-            {
-                "csv": Output("results/tables/attention_masks.csv", cache=False),
-                "md": Output("results/tables/attention_masks.md", cache=False),
-                "claims": Output("results/claims/attention_masks.json", cache=False),
-            },
+            _table_outputs("attention_masks"),
             "the attention-masks table and its claims",
         ),
         Rule(
             "dual_table",
             (),
-            {
-                "csv": Output("results/tables/dual_perturbation.csv", cache=False),
-                "md": Output("results/tables/dual_perturbation.md", cache=False),
-                "claims": Output("results/claims/dual_perturbation.json", cache=False),
-                "figures": Output("results/figures/dual_perturbation", directory=True, cache=False),
-                "plots": Output("results/plots/dual_perturbation", directory=True, cache=False),
-            },
+            _table_outputs(
+                "dual_perturbation",
+                figures=Output("results/figures/dual_perturbation", directory=True, cache=False),
+                plots=Output("results/plots/dual_perturbation", directory=True, cache=False),
+            ),
             "the dual-perturbation table, its claims and figures",
         ),
         Rule(
@@ -241,22 +239,19 @@ RULES: dict[str, Rule] = {
         Rule(
             "pixel_table",
             (),
-            {
-                "csv": Output("results/tables/pixel_space.csv", cache=False),
-                "md": Output("results/tables/pixel_space.md", cache=False),
-                "claims": Output("results/claims/pixel_space.json", cache=False),
-                "figures": Output("results/figures/pixel_space", directory=True, cache=False),
-            },
+            _table_outputs(
+                "pixel_space", figures=Output("results/figures/pixel_space", directory=True, cache=False)
+            ),
             "the pixel-space table, its claims and figures",
         ),
         Rule(
             "matrix_table",
             (),
-            {
-                "csv": Output("results/tables/robustness_matrix.csv", cache=False),
-                "md": Output("results/tables/robustness_matrix.md", cache=False),
-                "metrics": Output("results/metrics/robustness_matrix.json", cache=False, metric=True),
-            },
+            _table_outputs(
+                "robustness_matrix",
+                claims=False,
+                metrics=Output("results/metrics/robustness_matrix.json", cache=False, metric=True),
+            ),
             "the robustness matrices",
         ),
         Rule(
