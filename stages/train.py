@@ -15,15 +15,13 @@ import json
 import logging
 from pathlib import Path
 
-import torch
-
 from stages.config import digest
 from stages.data.processed import load_split, require_images
 from stages.models.registry import arch_record
 from stages.training.trainer import train
 from stages.utils.cli import load_params, params_parser, run_stage
 from stages.utils.errors import DataError
-from stages.utils.io import atomic_path, write_json
+from stages.utils.io import save_torch, write_json
 from stages.utils.runtime import seed_everything, select_device
 
 log = logging.getLogger("stages.train")
@@ -54,19 +52,18 @@ def main(args: argparse.Namespace) -> None:
         progress=not args.no_progress,
     )
     out = Path(args.out)
-    with atomic_path(out / "model.pt") as tmp:
-        torch.save(
-            {
-                "arch": arch_record(spec.arch),
-                "input": spec.input,
-                "state_dict": {k: v.cpu() for k, v in outcome.model.state_dict().items()},
-                "input_shape": list(split.images.shape[1:]),
-                "num_classes": int(split.meta.get("num_classes", int(split.labels.max()) + 1)),
-                "spec_digest": digest(spec),
-                "scale": params.scale,
-            },
-            tmp,
-        )
+    save_torch(
+        out / "model.pt",
+        {
+            "arch": arch_record(spec.arch),
+            "input": spec.input,
+            "state_dict": {k: v.cpu() for k, v in outcome.model.state_dict().items()},
+            "input_shape": list(split.images.shape[1:]),
+            "num_classes": int(split.meta.get("num_classes", int(split.labels.max()) + 1)),
+            "spec_digest": digest(spec),
+            "scale": params.scale,
+        },
+    )
     write_json(out / "metrics.json", {"model": spec.name, "scale": params.scale, **outcome.metrics()})
     write_json(out / "throughput.json", {"device": str(device), **outcome.throughput()})
     log.info("%s: %s", spec.name, json.dumps(outcome.metrics()["final_train_accuracy"]))

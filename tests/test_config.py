@@ -4,6 +4,7 @@ values resolve per scale, and the Snakefile refuses overrides the stages would n
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -428,3 +429,15 @@ def test_a_matrix_cell_a_job_lacks_params_for_is_an_error_not_a_cell_that_does_n
     assert [c for c in job.robustness_matrices()[0].cells] == [
         c for c in mnist.cells if c.model == "mnist_lat"
     ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("attacks.pgd_linf_8.eps", 8),
+        ("attacks.dual_linf_f4_b20.eps_background", {"tiny": 0.1, "reduced": 20, "paper": 0.1}),
+    ],
+)
+def test_an_linf_budget_in_8_bit_steps_is_an_error_naming_the_key(key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=re.escape(key) + r": .* exceeds the whole pixel range .*/255"):
+        Params(params_with(**{key: value}))

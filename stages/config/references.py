@@ -59,6 +59,7 @@ def check_references(params: dict[str, Any], source: str) -> None:
             if attack not in params["attacks"]:
                 problems.append(f"evaluation.groups.{group}.attacks: unknown attack {attack!r}")
     problems += _check_evaluation_datasets(params)
+    problems += _check_linf_budgets(params)
     for name, model in params["models"].items():
         attack = params["attacks"].get(model["train_attack"], {})
         if attack.get("kind") == "de":
@@ -115,6 +116,30 @@ def check_references(params: dict[str, Any], source: str) -> None:
                 ]
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+# The budgets of an l_inf attack, in the units of the images (floats in [0, 1]).
+LINF_BUDGETS = ("eps", "eps_foreground", "eps_background")
+
+
+def _check_linf_budgets(params: dict[str, Any]) -> list[str]:
+    """An l_inf budget above 1 moves every pixel anywhere in [0, 1]: almost surely a budget in
+    8-bit steps (4 for 4/255), which would silently make the attack unbounded."""
+    problems = []
+    for name, attack in params["attacks"].items():
+        if attack.get("norm") != "linf":
+            continue
+        for key in LINF_BUDGETS:
+            value = attack.get(key)
+            values = value.values() if isinstance(value, dict) else [value]
+            for eps in values:
+                if isinstance(eps, int | float) and eps > 1:
+                    problems.append(
+                        f"attacks.{name}.{key}: {eps:g} exceeds the whole pixel range [0, 1] of an "
+                        f"l_inf attack; images are floats in [0, 1], so write {eps:g}/255 = "
+                        f"{eps / 255:.6f} if you meant {eps:g} steps of 8 bits"
+                    )
+    return problems
 
 
 def _check_training_lengths(params: dict[str, Any]) -> list[str]:

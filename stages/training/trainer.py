@@ -31,7 +31,7 @@ from stages.models.inputs import model_view
 from stages.models.registry import build_model
 from stages.training.augment import augment_batch
 from stages.utils.errors import BackdropError, ConfigError
-from stages.utils.io import atomic_path
+from stages.utils.io import save_torch
 from stages.utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -275,5 +275,4 @@ def _save_checkpoint(
         "steps": sum(h.steps for h in history),  # optimizer steps taken so far
         "run_key": run_key,
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(path, state)

@@ -62,3 +62,14 @@ def write_json(dest: str | os.PathLike[str], obj: Any) -> None:
 def write_bytes(dest: str | os.PathLike[str], data: bytes | BinaryIO) -> None:
     with atomic_open(dest, "wb") as fh:
         fh.write(data if isinstance(data, bytes) else data.read())
+
+
+def save_torch(dest: str | os.PathLike[str], obj: Any) -> None:
+    """``torch.save(obj)`` to ``dest`` atomically and byte-stably: equal objects give equal
+    bytes. Saved to a path, torch names the archive's records after the file, here a random
+    temporary name, so every save of the same weights differed and both tools reran everything
+    downstream; saved to an open file, the record name is fixed."""
+    import torch  # only the stages that save models pay for it
+
+    with atomic_open(dest, "wb") as fh:
+        torch.save(obj, fh)

@@ -1,0 +1,38 @@
+"""Artifacts are written atomically and byte-stably (stages/utils/io.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from stages.utils.io import save_torch
+
+
+def test_equal_weights_saved_anywhere_give_equal_bytes(tmp_path: Path) -> None:
+    state = {"state_dict": {"w": torch.arange(12.0).reshape(3, 4)}, "scale": "tiny"}
+    first, second = tmp_path / "a" / "model.pt", tmp_path / "b" / "other.pt"
+    save_torch(first, state)
+    save_torch(second, state)
+    assert first.read_bytes() == second.read_bytes()
+    loaded = torch.load(second, weights_only=False)
+    assert torch.equal(loaded["state_dict"]["w"], state["state_dict"]["w"])
+    # No temporary file is left beside the artifact.
+    assert sorted(p.name for p in first.parent.iterdir()) == ["model.pt"]
+
+
+def test_a_failed_save_keeps_the_artifact_that_was_there(tmp_path: Path) -> None:
+    dest = tmp_path / "model.pt"
+    save_torch(dest, {"w": torch.zeros(2)})
+    before = dest.read_bytes()
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("cannot pickle")
+
+    try:
+        save_torch(dest, {"w": Unpicklable()})
+    except RuntimeError:
+        pass
+    assert dest.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
