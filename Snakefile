@@ -14,6 +14,14 @@ from workflow.plan import DVC_YAML, RULES, Plan, render_dvc_yaml, write_job_file
 from workflow.stage_code import code_digest  # noqa: E402
 
 
+ROOT = Path(workflow.basedir)
+# Snakemake's own reading of the configfile reports a syntax error without its line; ours names it.
+try:
+    load_yaml(ROOT / "params.yaml")
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+
+
 configfile: "params.yaml"
 
 
@@ -39,7 +47,6 @@ def _check_overrides(config, on_disk):
         )
 
 
-ROOT = Path(workflow.basedir)
 try:
     _check_overrides(config, load_yaml(ROOT / "params.yaml"))
     PLAN = Plan(config, source="params.yaml (+ --config)")

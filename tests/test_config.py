@@ -238,6 +238,19 @@ def test_snakemake_refuses_an_override_the_stages_would_not_see(tmp_path: Path) 
     assert ok.returncode == 0, ok.stderr
 
 
+@pytest.mark.dag
+def test_a_yaml_syntax_error_in_params_names_its_line_in_snakemake(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", Path("/nonexistent"))
+    lines = (project / "params.yaml").read_text().splitlines()
+    lines[11] = "seed: [0"  # an unclosed list on line 12
+    (project / "params.yaml").write_text("\n".join(lines) + "\n")
+    proc = run(["snakemake", "-n", "--cores", "1"], project, check=False)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "params.yaml: not valid YAML" in said and re.search(r"line \d+, column \d+", said), said[-2000:]
+    assert "Traceback" not in said
+
+
 def test_an_unknown_builder_option_is_named() -> None:
     raw = params_with(**{"datasets.coco_ic.options": {"min_aera": 5}})
     with pytest.raises(ConfigError, match=r"datasets\.coco_ic\.options: unknown option\(s\) min_aera"):

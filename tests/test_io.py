@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
+import pytest
 import torch
 
-from stages.utils.io import save_torch
+from stages.utils.errors import DataError
+from stages.utils.io import atomic_open, save_torch
 
 
 def test_equal_weights_saved_anywhere_give_equal_bytes(tmp_path: Path) -> None:
@@ -36,3 +39,16 @@ def test_a_failed_save_keeps_the_artifact_that_was_there(tmp_path: Path) -> None
         pass
     assert dest.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_old_version(tmp_path: Path) -> None:
+    dest = tmp_path / "metrics.json"
+    dest.write_text("old")
+    with pytest.raises(
+        DataError, match=r"metrics\.json: cannot be written, No space left on device \(the previous"
+    ):
+        with atomic_open(dest) as fh:
+            fh.write("new")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert dest.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]

@@ -7,12 +7,16 @@ could mistake for a finished one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+
+# A full disk or an exhausted quota: the user can act on these, so they get a clear message.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def _umask() -> int:
@@ -34,6 +38,16 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, dest)
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        from stages.utils.errors import DataError
+
+        kept = "the previous version is kept" if dest.exists() else "nothing was written"
+        raise DataError(
+            f"{dest}: cannot be written, {exc.strerror or exc} ({kept}); free space on "
+            f"{dest.parent.resolve()}'s file system and run the same command again"
+        ) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
