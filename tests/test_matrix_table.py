@@ -146,7 +146,9 @@ def test_a_cell_that_does_not_fit_shows_na_and_its_reason(params: Params, report
     # One line for the reason, covering both x∘F models (their names made a placeholder).
     [line] = [line for line in not_applicable.splitlines() if "a dual attack perturbs the background" in line]
     assert "`coco_ic_fg_natural`, `coco_ic_fg_adversarial` × `dual_linf_f4_b20`" in line
-    assert "{model}" in line and "'coco_ic_fg_natural'" not in line
+    assert "model MODEL never sees" in line and "'coco_ic_fg_natural'" not in line
+    assert "{" not in not_applicable  # no template placeholder left unfilled
+    assert "MODEL and ATTACK stand for each model and attack listed after the dash" in not_applicable
 
 
 def test_a_missing_cell_shows_a_dash_and_its_command(report: MatrixReport) -> None:

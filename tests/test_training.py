@@ -5,6 +5,7 @@ by LAT never touches the centre box, and a recipe given in optimizer steps (Roth
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -128,6 +129,28 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path: Path) -> None:
     other = spec(epochs=2)
     outcome = run_training(tmp_path, other)
     assert outcome.resumed_from_epoch == 0 and len(outcome.history) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+def test_an_unreadable_checkpoint_is_named_and_training_starts_over(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    model_spec = spec(epochs=2)
+    reference = run_training(tmp_path, model_spec, "reference.pt")
+    checkpoint = tmp_path / "ckpt.pt"
+    if damage == "truncated":  # half of a real checkpoint, as a full disk or a killed copy leaves it
+        data = (tmp_path / "reference.pt").read_bytes()
+        checkpoint.write_bytes(data[: len(data) // 2])
+    else:
+        torch.save({"something": "else"}, checkpoint)
+    caplog.set_level(logging.WARNING, logger="stages.training.trainer")
+    outcome = run_training(tmp_path, model_spec, "ckpt.pt")
+    assert outcome.resumed_from_epoch == 0
+    assert outcome.metrics() == reference.metrics()
+    assert any(
+        str(checkpoint) in r.getMessage() and "unreadable checkpoint" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_nan_loss_stops_clearly_and_keeps_the_last_good_checkpoint(tmp_path: Path, monkeypatch) -> None:

@@ -328,12 +328,16 @@ def _shown(cell: CellResult) -> str:
     return NOT_APPLICABLE if not cell.fits else cell.shown
 
 
+# How a reason shared by many cells names "this cell's model/attack"; the lines say so.
+MODEL_PLACEHOLDER, ATTACK_PLACEHOLDER = "MODEL", "ATTACK"
+
+
 def _general_reason(cell: CellResult) -> str:
     """The reason with this cell's model and attack names made placeholders, so that one reason
     covering many cells is listed once (stages.config words each reason for one pair)."""
     assert cell.reason is not None
     text = cell.reason.removeprefix(f"{cell.model} x {cell.attack}: ")
-    for name, placeholder in ((cell.model, "{model}"), (cell.attack, "{attack}")):
+    for name, placeholder in ((cell.model, MODEL_PLACEHOLDER), (cell.attack, ATTACK_PLACEHOLDER)):
         text = text.replace(f"'{name}'", placeholder)
         text = re.sub(rf"(?<=\.){re.escape(name)}(?=\.)", placeholder, text)
     return text
@@ -447,7 +451,15 @@ def _dataset_section(
     for cell in _unique(cells):
         if not cell.fits:
             reasons.setdefault(_general_reason(cell), []).append(cell)
-    lines.append("Not applicable:" + ("" if reasons else " none."))
+    lines.append(
+        "Not applicable:"
+        + (
+            f" ({MODEL_PLACEHOLDER} and {ATTACK_PLACEHOLDER} stand for each model and attack listed "
+            "after the dash)"
+            if reasons
+            else " none."
+        )
+    )
     lines += [f"- {reason} — {_cell_names(covered)}" for reason, covered in reasons.items()]
     lines.append("")
 

@@ -179,8 +179,8 @@ def train(
 
     history: list[EpochRecord] = []
     start_epoch = resumed_from = 0
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+    state = _read_checkpoint(checkpoint, device)
+    if state is not None:
         if state.get("run_key") == run_key:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -257,6 +257,22 @@ def train(
         start_epoch = epoch + 1
 
     return TrainingOutcome(model=model, history=history, resumed_from_epoch=resumed_from)
+
+
+def _read_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
+    """The resume state at ``path``, or None. A checkpoint is only a cache of a run in progress:
+    one that cannot be read (a truncated copy, a disk error) is reported, naming the file, and
+    training starts from the beginning instead of stopping."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        if not isinstance(state, dict) or not {"model", "optimizer", "history", "epoch"} <= set(state):
+            raise ValueError("not a training checkpoint of this pipeline")
+    except Exception as exc:  # torch raises many types for a damaged zip or pickle
+        log.warning("%s: unreadable checkpoint (%s); training from the start instead", path, exc)
+        return None
+    return state
 
 
 def _save_checkpoint(
