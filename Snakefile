@@ -17,7 +17,7 @@ from workflow.stage_code import code_digest  # noqa: E402
 ROOT = Path(workflow.basedir)
 # Snakemake's own reading of the configfile reports a syntax error without its line; ours names it.
 try:
-    load_yaml(ROOT / "params.yaml")
+    ON_DISK = load_yaml(ROOT / "params.yaml")  # also what --config may not override
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -48,7 +48,7 @@ def _check_overrides(config, on_disk):
 
 
 try:
-    _check_overrides(config, load_yaml(ROOT / "params.yaml"))
+    _check_overrides(config, ON_DISK)
     PLAN = Plan(config, source="params.yaml (+ --config)")
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
@@ -56,7 +56,7 @@ except ConfigError as exc:
 # Each stage reads its job file (workflow/jobs/<scale>/<job>.json); only changed ones are
 # rewritten, and their content is each job's `job` param, so an edit reruns exactly its readers.
 write_job_files(PLAN, ROOT)
-if PLAN.scale == load_yaml(ROOT / "params.yaml")["scale"]:
+if PLAN.scale == ON_DISK["scale"]:
     dvc_yaml = ROOT / DVC_YAML
     if not dvc_yaml.is_file() or dvc_yaml.read_text(encoding="utf-8") != render_dvc_yaml(PLAN):
         logger.warning(

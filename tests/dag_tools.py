@@ -54,12 +54,10 @@ def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 1200) -> s
 
 
 def regenerate_dvc(project: Path) -> subprocess.CompletedProcess:
-    """What a user does after editing params.yaml for DVC: regenerate what dvc.yaml reads from it
-    (an invalid edit, which some tests make on purpose, leaves the files as they were and gives a
-    non-zero exit). The one place that names the generator: `workflow.plan` (dvc.yaml and the
-    job files) where the project has it, else `workflow.dvc_matrix` (the matrix cells)."""
-    generator = "workflow.plan" if (project / "workflow/plan.py").is_file() else "workflow.dvc_matrix"
-    return run(["python", "-m", generator], project, check=False)
+    """What a user does after editing params.yaml: `python -m workflow.plan` rewrites dvc.yaml and
+    the job files (an invalid edit, which some tests make on purpose, leaves the files as they
+    were and gives a non-zero exit)."""
+    return run(["python", "-m", "workflow.plan"], project, check=False)
 
 
 def write_params(project: Path, params: dict[str, Any]) -> None:

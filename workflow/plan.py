@@ -19,6 +19,7 @@ here, by the ``*_reads`` functions below.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import sys
@@ -85,21 +86,20 @@ class Job:
 
     @property
     def name(self) -> str:
-        """The DVC stage name (letters, digits, `_` and `-` only)."""
-        return self.rule if not self.wildcards else f"{self.rule}-{self.id}"
+        return job_name(self.rule, self.wildcards)
 
     @property
     def params_file(self) -> str | None:
-        return None if self.params is None else f"{JOBS_DIR.as_posix()}/{self.scale}/{self.name}.json"
+        return None if self.params is None else job_file(self.scale, self.name)
 
-    @property
+    @functools.cached_property
     def params_text(self) -> str | None:
         if self.params is None:
             return None
         # Insertion order is meaning (models' order is the tables' row order): never sort keys.
         return json.dumps({"job": self.name, "scale": self.scale, "params": self.params}, indent=1) + "\n"
 
-    @property
+    @functools.cached_property
     def params_digest(self) -> str:
         return hashlib.sha256((self.params_text or "").encode()).hexdigest()[:16]
 
@@ -118,6 +118,15 @@ class Job:
     def all_inputs(self) -> list[str]:
         paths = [p for group in self.inputs.values() for p in group]
         return list(dict.fromkeys(paths))
+
+
+def job_name(rule: str, wildcards: dict[str, str]) -> str:
+    """A job's name, also its DVC stage name (letters, digits, `_` and `-` only)."""
+    return rule if not wildcards else f"{rule}-{'-'.join(wildcards.values())}"
+
+
+def job_file(scale: str, name: str) -> str:
+    return f"{JOBS_DIR.as_posix()}/{scale}/{name}.json"
 
 
 def _outputs(rule: Rule, wildcards: dict[str, str]) -> dict[str, str]:
@@ -388,10 +397,6 @@ class Plan:
     def _reads(self) -> _Reads:
         return _Reads(self.raw, self.scale)
 
-    def _job_file_command(self, rule: str, params: dict[str, Any] | None, wildcards: dict[str, str]) -> str:
-        probe = Job(rule, wildcards, "", {}, {}, self.scale, params)
-        return probe.params_file or ""
-
     def _add(
         self,
         rule: str,
@@ -403,14 +408,14 @@ class Plan:
     ) -> None:
         outputs = _outputs(RULES[rule], wildcards)
         params = None if reads is None else reads.sort_like_params()
-        job_file = self._job_file_command(rule, params, wildcards)
-        if job_file:
-            inputs = {**inputs, "job": [job_file]}
+        path = "" if params is None else job_file(self.scale, job_name(rule, wildcards))
+        if path:
+            inputs = {**inputs, "job": [path]}
         self.jobs.append(
             Job(
                 rule=rule,
                 wildcards=dict(wildcards),
-                command=" ".join(command(outputs, job_file).split()),
+                command=" ".join(command(outputs, path).split()),
                 inputs={k: v for k, v in inputs.items() if v},
                 outputs=outputs,
                 scale=self.scale,
@@ -496,7 +501,7 @@ class Plan:
                 {"data": [data]},
                 self._reads().model(base).key("device", "regions"),
             )
-        groups = set(p.group_pairs())
+        groups = self._groups
         for model, attack in p.evaluations():
             base = p.base_model(model)
             data = f"data/processed/{p.evaluation_dataset(model).name}/test.npz"
@@ -639,8 +644,13 @@ class Plan:
             report,
         )
 
+    @functools.cached_property
+    def _groups(self) -> set[tuple[str, str]]:
+        """The evaluation groups' pairs (results/evals/); other evaluations are matrix cells."""
+        return set(self.params.group_pairs())
+
     def _eval_path(self, model: str, attack: str) -> str:
-        folder = "evals" if (model, attack) in set(self.params.group_pairs()) else "matrix"
+        folder = "evals" if (model, attack) in self._groups else "matrix"
         return f"results/{folder}/{model}/{attack}.json"
 
     # -- what a change reruns ------------------------------------------------------------------
@@ -656,9 +666,15 @@ class Plan:
         """``names`` and every job that reads, directly or not, what they write."""
         consumers: dict[str, set[str]] = {}
         producers = self.producers()
+        folders = {
+            path: job
+            for job in self.jobs
+            for name, path in job.outputs.items()
+            if RULES[job.rule].outputs[name].directory
+        }
         for job in self.jobs:
             for path in job.all_inputs():
-                owner = producers.get(path) or _folder_owner(path, producers)
+                owner = producers.get(path) or _folder_owner(path, folders)
                 if owner is not None:
                     consumers.setdefault(owner.name, set()).add(job.name)
         todo, seen = list(names), set(names)
@@ -670,10 +686,10 @@ class Plan:
         return seen
 
 
-def _folder_owner(path: str, producers: dict[str, Job]) -> Job | None:
+def _folder_owner(path: str, folders: dict[str, Job]) -> Job | None:
     """The job whose folder output holds ``path`` (e.g. a file of results/figures/pixel_space)."""
-    for out, job in producers.items():
-        if path == out or path.startswith(out.rstrip("/") + "/"):
+    for out, job in folders.items():
+        if path.startswith(out.rstrip("/") + "/"):
             return job
     return None
 

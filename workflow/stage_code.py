@@ -102,6 +102,7 @@ STAGE_CODE: dict[str, list[str]] = {
     "build_report": [
         "stages/build_report.py",
         "stages/report/full_report.py",
+        "stages/report/benchmarks.py",  # the run-time summary of its provenance section
         "stages/claims",
     ],
 }

@@ -37,7 +37,7 @@ class BenchmarkSummary:
 
 
 def _number(value: object) -> float | None:
-    number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+    number = pd.to_numeric(value, errors="coerce")  # Snakemake writes "NA" for a missing sample
     return None if pd.isna(number) else float(number)
 
 
