@@ -10,7 +10,16 @@ sys.path.insert(0, workflow.basedir)
 
 from stages.config import load_yaml  # noqa: E402
 from stages.utils.errors import ConfigError  # noqa: E402
-from workflow.plan import DVC_YAML, RULES, Plan, render_dvc_yaml, write_job_files  # noqa: E402
+from workflow.plan import (  # noqa: E402
+    BENCHMARKS_DIR,
+    DVC_YAML,
+    LOGS_DIR,
+    RULES,
+    Plan,
+    render_dvc_yaml,
+    scale_templates,
+    write_job_files,
+)
 from workflow.stage_code import code_digest  # noqa: E402
 
 
@@ -70,9 +79,10 @@ def _inputs(job):
 
 
 def _per_job_path(rule, folder, suffix):
-    """logs/<rule>/<wildcards>.log and benchmarks/<rule>/<wildcards>.tsv (workflow.plan.Job)."""
+    """logs/<scale>/<rule>/<wildcards>.log and benchmarks/<scale>/<rule>/<wildcards>.tsv
+    (workflow.plan.Job.log and .benchmark)."""
     stem = "-".join(f"{{{w}}}" for w in rule.wildcards) or rule.name
-    return f"{folder}/{rule.name}/{stem}{suffix}"
+    return f"{folder.as_posix()}/{PLAN.scale}/{rule.name}/{stem}{suffix}"
 
 
 def _resources(rule):
@@ -98,11 +108,14 @@ for _rule in RULES.values():
         input:
             unpack(lambda wc, r=_rule.name: _inputs(PLAN.job(r, wc))),
         output:
-            **{k: directory(o.template) if o.directory else o.template for k, o in _rule.outputs.items()},
+            **{
+                k: directory(t) if _rule.outputs[k].directory else t
+                for k, t in scale_templates(_rule, PLAN.scale).items()
+            },
         log:
-            _per_job_path(_rule, "logs", ".log"),
+            _per_job_path(_rule, LOGS_DIR, ".log"),
         benchmark:
-            _per_job_path(_rule, "benchmarks", ".tsv")
+            _per_job_path(_rule, BENCHMARKS_DIR, ".tsv")
         params:
             command=lambda wc, r=_rule.name: PLAN.job(r, wc).command,
             job=lambda wc, r=_rule.name: PLAN.job(r, wc).params_digest,

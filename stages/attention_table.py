@@ -1,8 +1,8 @@
 """Stage: the attention-mask table (Vaishnavi et al. 2020, Table 4) from the evaluations that
 params.yaml's `tables.attention_masks` names.
 
-    python -m stages.attention_table --evals results/evals --datasets results/datasets \
-        --out results/tables/attention_masks --claims results/claims/attention_masks.json
+    python -m stages.attention_table --evals results/reduced/evals --datasets results/reduced/datasets \
+        --out results/reduced/tables/attention_masks --claims results/reduced/claims/attention_masks.json
 
 Writes ``attention_masks.csv`` (the main table), ``attention_masks.md`` (main table, claims
 and every other evaluation of the same models) and the claim records
@@ -49,7 +49,9 @@ def write_attention_table(
     )
     table = build_attention_table(evals, spec["datasets"], spec["inputs"], claims)
     write_claims(claims_path, ClaimsFile(PAPER, TITLE, scale, tuple(claims)))
-    write_table(out, table.frame, to_markdown(table, scale=scale, level=settings.level))
+    write_table(
+        out, table.frame, to_markdown(table, scale=scale, level=settings.level, claims_path=claims_path)
+    )
     return table
 
 
@@ -69,10 +71,16 @@ def main(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = params_parser("Build the attention-mask table (csv and md) and its claim records.")
-    p.add_argument("--evals", required=True, help="the evaluations folder (results/evals)")
-    p.add_argument("--datasets", required=True, help="the dataset statistics folder (results/datasets)")
-    p.add_argument("--out", required=True, help="output path without suffix (results/tables/attention_masks)")
-    p.add_argument("--claims", required=True, help="the claim records (results/claims/attention_masks.json)")
+    p.add_argument("--evals", required=True, help="the evaluations folder (results/<scale>/evals)")
+    p.add_argument(
+        "--datasets", required=True, help="the dataset statistics folder (results/<scale>/datasets)"
+    )
+    p.add_argument(
+        "--out", required=True, help="output path without suffix (results/<scale>/tables/attention_masks)"
+    )
+    p.add_argument(
+        "--claims", required=True, help="the claim records (results/<scale>/claims/attention_masks.json)"
+    )
     return p
 
 

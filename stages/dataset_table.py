@@ -1,8 +1,8 @@
 """Stage: the dataset statistics table, from every prepared dataset's stats and the GrabCut
 ground-truth check.
 
-    python -m stages.dataset_table --stats results/datasets --iou results/metrics/grabcut_vs_coco.json \
-        --out results/tables/datasets
+    python -m stages.dataset_table --stats results/reduced/datasets \
+        --iou results/reduced/metrics/grabcut_vs_ground_truth.json --out results/reduced/tables/datasets
 """
 
 from __future__ import annotations
@@ -26,14 +26,19 @@ def main(args: argparse.Namespace) -> None:
             raise DataError(f"{path}: dataset statistics missing; run the prepare stage for {name}")
         stats[name] = json.loads(path.read_text())
     iou = json.loads(Path(args.iou).read_text()) if args.iou else None
-    write_table(Path(args.out), summary_frame(stats), to_markdown(stats, iou, scale=params.scale))
+    # The plan writes the fetch reports beside the statistics: results/<scale>/{raw,datasets}.
+    fetch_reports = Path(args.stats).parent / "raw"
+    markdown = to_markdown(stats, iou, scale=params.scale, fetch_reports=fetch_reports)
+    write_table(Path(args.out), summary_frame(stats), markdown)
 
 
 def parser() -> argparse.ArgumentParser:
     p = params_parser("Build the dataset statistics table (csv and md).")
-    p.add_argument("--stats", required=True, help="folder of per-dataset stats (results/datasets)")
+    p.add_argument("--stats", required=True, help="folder of per-dataset stats (results/<scale>/datasets)")
     p.add_argument("--iou", default="", help="the GrabCut-vs-ground-truth metrics JSON")
-    p.add_argument("--out", required=True, help="output path without suffix (results/tables/datasets)")
+    p.add_argument(
+        "--out", required=True, help="output path without suffix (results/<scale>/tables/datasets)"
+    )
     return p
 
 

@@ -1,8 +1,8 @@
 """Stage: the loss-gradient images of the dual-perturbation paper (§5.5, Fig. 6) for one dataset.
 
     python -m stages.dual_gradients --params params.yaml --scale reduced --dataset segment6 \
-        --data data/processed/segment6/test.npz --models results/models \
-        --out results/figures/dual_gradients/segment6.png
+        --data data/reduced/processed/segment6/test.npz --models results/reduced/models \
+        --out results/reduced/figures/dual_gradients/segment6.png
 
 params.yaml's ``tables.dual_perturbation.datasets.<dataset>`` names the Clean, AT-PGD and
 AT-Dual models (their weights: ``<models>/<model>/model.pt``); the grid shows ∇_x of each
@@ -95,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
     p = params_parser("Draw the loss-gradient images of the Clean, AT-PGD and AT-Dual models (Fig. 6).")
     p.add_argument("--dataset", required=True, help=f"a key of params.yaml's `tables.{TABLE}.datasets`")
     p.add_argument("--data", required=True, help="the processed test split (.npz)")
-    p.add_argument("--models", required=True, help="the trained models' folder (results/models)")
+    p.add_argument("--models", required=True, help="the trained models' folder (results/<scale>/models)")
     p.add_argument("--out", required=True, help="the PNG to write")
     return p
 

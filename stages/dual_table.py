@@ -2,11 +2,11 @@
 Examples", ICLR 2021 submission, §5.2-5.4) from the evaluations that params.yaml's
 `tables.dual_perturbation` names.
 
-    python -m stages.dual_table --params params.yaml --scale reduced --evals results/evals \
-        --datasets results/datasets --claims results/claims/dual_perturbation.json \
-        --salience results/metrics/salience_quality.json \
-        --out results/tables/dual_perturbation --figures results/figures/dual_perturbation \
-        --plots results/plots/dual_perturbation
+    python -m stages.dual_table --params params.yaml --scale reduced --evals results/reduced/evals \
+        --datasets results/reduced/datasets --claims results/reduced/claims/dual_perturbation.json \
+        --salience results/reduced/metrics/salience_quality.json \
+        --out results/reduced/tables/dual_perturbation --figures results/reduced/figures/dual_perturbation \
+        --plots results/reduced/plots/dual_perturbation
 
 Writes ``dual_perturbation.csv`` (the main table), ``dual_perturbation.md`` (main table, the
 paper's claims with our verdicts, the salience models' agreement with the masks from
@@ -43,24 +43,30 @@ def main(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = params_parser("Build the dual-perturbation report (csv, md, figures and plot data).")
-    p.add_argument("--evals", required=True, help="the evaluations folder (results/evals)")
-    p.add_argument("--datasets", required=True, help="the dataset statistics folder (results/datasets)")
+    p.add_argument("--evals", required=True, help="the evaluations folder (results/<scale>/evals)")
     p.add_argument(
-        "--claims", required=True, help="the claim records (results/claims/dual_perturbation.json)"
+        "--datasets", required=True, help="the dataset statistics folder (results/<scale>/datasets)"
+    )
+    p.add_argument(
+        "--claims", required=True, help="the claim records (results/<scale>/claims/dual_perturbation.json)"
     )
     p.add_argument(
         "--salience",
         required=True,
-        help="the salience models' agreement with the masks (results/metrics/salience_quality.json)",
+        help="the salience models' agreement with the masks (results/<scale>/metrics/salience_quality.json)",
     )
     p.add_argument(
-        "--out", required=True, help="output path without suffix (results/tables/dual_perturbation)"
+        "--out", required=True, help="output path without suffix (results/<scale>/tables/dual_perturbation)"
     )
     p.add_argument(
-        "--figures", required=True, help="folder of one PNG per dataset (results/figures/dual_perturbation)"
+        "--figures",
+        required=True,
+        help="folder of one PNG per dataset (results/<scale>/figures/dual_perturbation)",
     )
     p.add_argument(
-        "--plots", required=True, help="folder of the curves' CSV files (results/plots/dual_perturbation)"
+        "--plots",
+        required=True,
+        help="folder of the curves' CSV files (results/<scale>/plots/dual_perturbation)",
     )
     return p
 

@@ -1,8 +1,8 @@
 """Stage: evaluate one trained model under one attack of params.yaml.
 
     python -m stages.evaluate --model mnist_lat --attack lat_background \
-        --data data/processed/mnist/test.npz --weights results/models/mnist_lat/model.pt \
-        --out results/evals/mnist_lat/lat_background.json
+        --data data/reduced/processed/mnist/test.npz --weights results/reduced/models/mnist_lat/model.pt \
+        --out results/reduced/evals/mnist_lat/lat_background.json
 
 The output holds accuracy and mean cross-entropy on the dataset's first `test_samples` test
 images, and per image (``per_image``: whether it was right, its loss and prediction, a digest of

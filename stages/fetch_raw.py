@@ -1,7 +1,7 @@
 """CLI stage: one raw dataset, from a local mirror or the official archives, into ``--out``.
 
-    python -m stages.fetch_raw --dataset mnist --out data/raw/mnist --mirror PATH|"" \
-        [--download true|false] [--report results/raw/mnist.json]
+    python -m stages.fetch_raw --dataset mnist --out data/reduced/raw/mnist --mirror PATH|"" \
+        [--download true|false] [--report results/reduced/raw/mnist.json]
 
 The logic lives in :mod:`stages.data.fetch`; this module only parses arguments.
 """
@@ -26,7 +26,7 @@ def _bool(text: str) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m stages.fetch_raw", description=__doc__.split("\n")[0])
     p.add_argument("--dataset", required=True, choices=sorted(SOURCES))
-    p.add_argument("--out", required=True, type=Path, help="dataset folder, e.g. data/raw/mnist")
+    p.add_argument("--out", required=True, type=Path, help="dataset folder, e.g. data/<scale>/raw/mnist")
     p.add_argument(
         "--mirror",
         default="",

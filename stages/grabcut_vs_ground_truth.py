@@ -2,8 +2,8 @@
 have no ground truth) recovers ground-truth masks: run it on a dataset that has them
 (MS-COCO-IC crops) and report the IoU per class and overall.
 
-    python -m stages.grabcut_vs_ground_truth --data data/processed/coco_ic/test.npz \
-        --out results/metrics/grabcut_vs_ground_truth.json
+    python -m stages.grabcut_vs_ground_truth --data data/reduced/processed/coco_ic/test.npz \
+        --out results/reduced/metrics/grabcut_vs_ground_truth.json
 """
 
 from __future__ import annotations

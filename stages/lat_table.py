@@ -1,7 +1,7 @@
 """Stage: the LAT table and its claims from the evaluations that params.yaml's `tables.lat` names.
 
-    python -m stages.lat_table --evals results/evals --datasets results/datasets \
-        --out results/tables/lat --claims results/claims/lat.json
+    python -m stages.lat_table --evals results/reduced/evals --datasets results/reduced/datasets \
+        --out results/reduced/tables/lat --claims results/reduced/claims/lat.json
 
 Writes ``lat.csv``, ``lat.md`` and the claim records (stages/claims/lat.py).
 """
@@ -30,15 +30,21 @@ def main(args: argparse.Namespace) -> None:
     table = build_lat_table(evals, rows, claims)
     # Everything is computed before anything is written: a bad input replaces no output.
     write_claims(Path(args.claims), ClaimsFile(PAPER, TITLE, params.scale, tuple(claims)))
-    write_table(Path(args.out), table.frame, to_markdown(table, scale=params.scale, level=settings.level))
+    write_table(
+        Path(args.out),
+        table.frame,
+        to_markdown(table, scale=params.scale, level=settings.level, claims_path=Path(args.claims)),
+    )
 
 
 def parser() -> argparse.ArgumentParser:
     p = params_parser("Build the LAT table (csv and md) and its claim records.")
-    p.add_argument("--evals", required=True, help="the evaluations folder (results/evals)")
-    p.add_argument("--datasets", required=True, help="the dataset statistics folder (results/datasets)")
-    p.add_argument("--out", required=True, help="output path without suffix (results/tables/lat)")
-    p.add_argument("--claims", required=True, help="the claim records (results/claims/lat.json)")
+    p.add_argument("--evals", required=True, help="the evaluations folder (results/<scale>/evals)")
+    p.add_argument(
+        "--datasets", required=True, help="the dataset statistics folder (results/<scale>/datasets)"
+    )
+    p.add_argument("--out", required=True, help="output path without suffix (results/<scale>/tables/lat)")
+    p.add_argument("--claims", required=True, help="the claim records (results/<scale>/claims/lat.json)")
     return p
 
 

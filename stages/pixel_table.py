@@ -2,9 +2,9 @@
 Networks in Pixel Space: a Semantic Perspective", Tables I, II, IV and Figs. 3-6) from the
 evaluations that params.yaml's `tables.pixel_space` names.
 
-    python -m stages.pixel_table --params params.yaml --scale reduced --evals results/evals \
-        --out results/tables/pixel_space --figures results/figures/pixel_space \
-        --claims results/claims/pixel_space.json
+    python -m stages.pixel_table --params params.yaml --scale reduced --evals results/reduced/evals \
+        --out results/reduced/tables/pixel_space --figures results/reduced/figures/pixel_space \
+        --claims results/reduced/claims/pixel_space.json
 
 Writes ``pixel_space.csv`` (a row per model x region x pixels, ours beside the paper's),
 ``pixel_space.md`` (Tables I, II and IV, the claims with our verdicts, the missing evaluations),
@@ -37,11 +37,17 @@ def main(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = params_parser("Build the pixel-space report (csv, md and figures).")
-    p.add_argument("--evals", required=True, help="the evaluations folder (results/evals)")
-    p.add_argument("--out", required=True, help="output path without suffix (results/tables/pixel_space)")
-    p.add_argument("--claims", required=True, help="the claim records (results/claims/pixel_space.json)")
+    p.add_argument("--evals", required=True, help="the evaluations folder (results/<scale>/evals)")
     p.add_argument(
-        "--figures", required=True, help="folder of the four PNG figures (results/figures/pixel_space)"
+        "--out", required=True, help="output path without suffix (results/<scale>/tables/pixel_space)"
+    )
+    p.add_argument(
+        "--claims", required=True, help="the claim records (results/<scale>/claims/pixel_space.json)"
+    )
+    p.add_argument(
+        "--figures",
+        required=True,
+        help="folder of the four PNG figures (results/<scale>/figures/pixel_space)",
     )
     return p
 

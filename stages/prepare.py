@@ -1,8 +1,9 @@
 """Stage: build one processed dataset (train and test splits, with foreground masks where the
 dataset has them) from its raw official files.
 
-    python -m stages.prepare --dataset coco_ic --raw data/raw/coco --out data/processed/coco_ic \
-        --stats results/datasets/coco_ic.json --grid results/figures/datasets/coco_ic.png
+    python -m stages.prepare --dataset coco_ic --raw data/reduced/raw/coco \
+        --out data/reduced/processed/coco_ic --stats results/reduced/datasets/coco_ic.json \
+        --grid results/reduced/figures/datasets/coco_ic.png
 
 The builder and its options come from params.yaml's `datasets.<name>`; see
 stages/data/builders.py for the builders.

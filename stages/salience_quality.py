@@ -5,8 +5,8 @@ and the per-image AUC of salience vs mask (stages/saliency/quality.py). params.y
 dual attacks' `salience` model by this record; the dual-perturbation report shows it.
 
     python -m stages.salience_quality --params params.yaml --scale reduced \
-        --data data/processed/segment6/test.npz data/processed/coco_ic/test.npz \
-        data/processed/cifar10_grabcut/test.npz --out results/metrics/salience_quality.json
+        --data data/reduced/processed/segment6/test.npz data/reduced/processed/coco_ic/test.npz \
+        data/reduced/processed/cifar10_grabcut/test.npz --out results/reduced/metrics/salience_quality.json
 
 Each split is measured on the first `samples.<dataset>.test` images, the ones every evaluation
 (and so claim D0) sees.

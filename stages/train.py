@@ -1,11 +1,12 @@
 """Stage: train one model of params.yaml's `models`.
 
-    python -m stages.train --model mnist_lat --data data/processed/mnist/train.npz \
-        --out results/models/mnist_lat
+    python -m stages.train --model mnist_lat --data data/reduced/processed/mnist/train.npz \
+        --out results/reduced/models/mnist_lat
 
 Writes ``model.pt`` (weights and what is needed to rebuild the model), ``metrics.json``
 (deterministic) and ``throughput.json`` (timings). Resumes from
-``results/checkpoints/<model>.pt`` after an interruption.
+``<checkpoint-dir>/<model>.pt`` after an interruption (the plan passes
+``--checkpoint-dir results/<scale>/checkpoints``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from stages.utils.io import save_torch, write_json
 from stages.utils.runtime import seed_everything, select_device
 
 log = logging.getLogger("stages.train")
+# For a stage run by hand; the plan always passes its scale's folder, results/<scale>/checkpoints.
 CHECKPOINT_DIR = Path("results/checkpoints")
 
 
@@ -74,7 +76,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="a key of params.yaml's `models`")
     p.add_argument("--data", required=True, help="the processed training split (.npz)")
     p.add_argument("--out", required=True, help="output folder: model.pt, metrics.json, throughput.json")
-    p.add_argument("--checkpoint-dir", default=str(CHECKPOINT_DIR), help="where resumable checkpoints live")
+    p.add_argument(
+        "--checkpoint-dir",
+        default=str(CHECKPOINT_DIR),
+        help=(
+            f"where resumable checkpoints live (default: {CHECKPOINT_DIR}; the plan passes its "
+            "scale's folder, results/<scale>/checkpoints)"
+        ),
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 

@@ -53,6 +53,7 @@ SPEC = {"datasets": DATASETS, "inputs": INPUTS}
 SAMPLES = 500
 CLASSES = 10
 SETTINGS = ClaimSettings()
+CLAIMS_PATH = Path("results/tiny/claims/attention_masks.json")  # what the stage renders
 
 Accuracy = dict[str, dict[str, tuple[float, float]]]  # dataset -> paper row -> (natural %, PGD %)
 # Large, clear effects in the paper's directions: X_FG-A beats X-A by >= 15 points on both
@@ -199,7 +200,7 @@ def test_unknown_dataset_has_no_paper_numbers() -> None:
         evals_from({"gtsrb_ic_roi": CLEAR["gtsrb_ic"]}, {"gtsrb_ic_roi": roi}), {"gtsrb_ic_roi": roi}
     )
     assert table.frame["paper natural accuracy %"].isna().all()
-    md = to_markdown(table, scale="tiny", level=SETTINGS.level)
+    md = to_markdown(table, scale="tiny", level=SETTINGS.level, claims_path=CLAIMS_PATH)
     assert "## gtsrb_ic_roi\n" in md and f"| {MISSING} " in md
     claims = by_id(table.claims)
     assert list(claims) == claim_ids("gtsrb_ic_roi")
@@ -251,19 +252,26 @@ def test_extra_attacks_are_listed(tmp_path: Path) -> None:
 def test_no_extra_evaluations() -> None:
     table = table_of(evals_from(paper_like()))
     assert table.extra.empty
-    md = to_markdown(table, scale="tiny", level=SETTINGS.level)
+    md = to_markdown(table, scale="tiny", level=SETTINGS.level, claims_path=CLAIMS_PATH)
     assert "None found beside the natural and PGD evaluations above." in md
 
 
 def test_markdown_layout() -> None:
-    md = to_markdown(table_of(evals_from(paper_like())), scale="reduced", level=SETTINGS.level)
+    claims_path = Path("results/reduced/claims/attention_masks.json")
+    md = to_markdown(
+        table_of(evals_from(paper_like())), scale="reduced", level=SETTINGS.level, claims_path=claims_path
+    )
     assert md.startswith("# Attention masks:")
     assert "Scale: **reduced**" in md and "Vaishnavi et al. 2020, Table 4" in md
     assert f"first {SAMPLES} test images" in md and "the model sees x∘F" in md
     assert "only foreground pixels" in md
     order = ["## coco_ic (MS-COCO-IC)", "## gtsrb_ic (GTSRB-IC)", "## Claims", "## Other evaluations"]
     assert [md.index(h) for h in order] == sorted(md.index(h) for h in order)
-    assert "from a 95 % interval" in md and "`results/claims/attention_masks.json`" in md
+    # The claims file is named as the stage was given it: per scale, never a scale-less path.
+    assert (
+        "from a 95 % interval" in md
+        and "`results/reduced/claims/attention_masks.json` holds the records" in md
+    )
     assert md.count("\n- **coco_ic.A") == 7 and md.count("\n- **gtsrb_ic.A") == 7
     assert "> Vaishnavi et al. 2020, Experiments and Table 4: “" in md
     assert "| X_FG-A  |                72.92 |                      72.92 |" in md
@@ -523,7 +531,10 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert list(frame.columns) == MAIN_COLUMNS and len(frame) == 4 * len(spec["datasets"])
     md = out.with_suffix(".md").read_text(encoding="utf-8")
     assert "Scale: **tiny**" in md and "## Claims" in md
-    claims = read_claims(tmp_path / "claims" / "attention_masks.json")
+    # The markdown names the claims file the stage wrote (its --claims), which exists.
+    named = tmp_path / "claims" / "attention_masks.json"
+    assert f"`{named.as_posix()}` holds the records" in md and named.is_file()
+    claims = read_claims(named)
     assert [c.claim_id for c in claims.claims] == [i for ds in spec["datasets"] for i in claim_ids(ds)]
     assert {c.outcome for c in claims.claims} == {Outcome.HOLDS}
     assert not list(out.parent.glob(".*.tmp"))  # atomic writes leave no temp files

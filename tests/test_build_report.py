@@ -5,12 +5,14 @@ writing report.md and report.html."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import shutil
 import struct
 import subprocess
 import zlib
+from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +24,13 @@ from stages.build_report import main, parser
 from stages.claims.record import ClaimRecord, ClaimsFile, Effect, Quantity, write_claims
 from stages.claims.stats import Outcome
 from stages.config import Params, load_yaml, resolve_tree
-from stages.report.full_report import ReportInputs, build_report, demote_headings, render_html
+from stages.report.full_report import (
+    ReportInputs,
+    build_report,
+    demote_headings,
+    render_html,
+    unfilled_placeholders,
+)
 from stages.utils.cli import run_stage
 from stages.utils.errors import DataError
 
@@ -440,7 +448,7 @@ def test_scale_is_stated_with_its_meaning(tmp_path: Path, params: dict[str, Any]
 def test_configuration_is_params_resolved_at_the_scale(tmp_path: Path, params: dict[str, Any]) -> None:
     md = build_report(make_project(tmp_path, params))
     config = section(md, "Configuration")
-    assert '<details markdown="1">\n<summary>params.yaml at scale tiny</summary>' in config
+    assert '<details markdown="1">\n<summary><code>params.yaml</code> resolved at scale tiny: ' in config
     assert config.rstrip().endswith("</details>")
     block = config.split("```yaml\n", 1)[1].split("\n```", 1)[0]
     assert yaml.safe_load(block) == resolve_tree(params, "tiny")
@@ -559,4 +567,181 @@ def test_unevaluated_matrix_cells_are_counted_under_missing(tmp_path: Path, para
     assert missing_items(md) == [
         "- `results/tables/robustness_matrix.md`: 2 cell(s) of the matrix not evaluated yet (each listed "
         "there with its command); run `uv run snakemake results/tables/robustness_matrix.md`"
+    ]
+
+
+# --- readability: the folded configuration, tables that scroll, no unfilled placeholders -------
+
+SCALES = ("tiny", "reduced", "paper")
+VOID_ELEMENTS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+# Wider than any page, and inside an HTML block as a table stage might fold one.
+WIDE_MD = "\n".join(
+    [
+        "",
+        "## Every column",
+        "",
+        "| " + " | ".join(f"column_{i}" for i in range(40)) + " |",
+        "|" + "---:|" * 40,
+        "| " + " | ".join(str(i) for i in range(40)) + " |",
+        "",
+        '<details markdown="1">',
+        "<summary>folded</summary>",
+        "",
+        "| a | b |",
+        "|---|---|",
+        "| 1 | 2 |",
+        "",
+        "</details>",
+        "",
+    ]
+)
+
+
+@dataclasses.dataclass
+class Node:
+    tag: str
+    attrs: dict[str, str]
+    parent: Node | None
+    children: list[Node | str] = dataclasses.field(default_factory=list)
+
+    def elements(self) -> list[Node]:
+        found = []
+        for child in self.children:
+            if isinstance(child, Node):
+                found += [child, *child.elements()]
+        return found
+
+    def text(self) -> str:
+        return "".join(child if isinstance(child, str) else child.text() for child in self.children)
+
+    def ancestors(self) -> list[Node]:
+        node, up = self.parent, []
+        while node is not None:
+            up.append(node)
+            node = node.parent
+        return up
+
+
+class _TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = self.open = Node("#document", {}, None)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, {name: value or "" for name, value in attrs}, self.open)
+        self.open.children.append(node)
+        if tag not in VOID_ELEMENTS:
+            self.open = node
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.open.children.append(Node(tag, {name: value or "" for name, value in attrs}, self.open))
+
+    def handle_endtag(self, tag: str) -> None:
+        node: Node | None = self.open
+        while node is not None and node.tag != tag:
+            node = node.parent
+        assert node is not None and node.parent is not None, f"</{tag}> closes nothing open"
+        self.open = node.parent
+
+    def handle_data(self, data: str) -> None:
+        self.open.children.append(data)
+
+
+def parse_html(page: str) -> Node:
+    builder = _TreeBuilder()
+    builder.feed(page)
+    builder.close()
+    assert builder.open is builder.root, f"<{builder.open.tag}> left open"
+    return builder.root
+
+
+def report_at(tmp_path: Path, params: dict[str, Any], scale: str) -> tuple[str, str]:
+    """The fixture's report at ``scale``, as markdown and as HTML."""
+    inputs = dataclasses.replace(make_project(tmp_path, params), scale=scale)
+    md = build_report(inputs)
+    return md, render_html(md, "Backdrop report")
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_configuration_is_folded_whole_in_markdown_and_html(
+    tmp_path: Path, params: dict[str, Any], scale: str
+) -> None:
+    md, page = report_at(tmp_path, params, scale)
+    resolved = resolve_tree(params, scale)
+
+    config = section(md, "Configuration")
+    folded = re.search(
+        r'\n<details markdown="1">\n<summary>(?P<summary>[^\n]*)</summary>\n\n'
+        r"(?P<fence>`{3,})yaml\n(?P<yaml>.*?)\n(?P=fence)\n\n</details>\n",
+        config,
+        re.DOTALL,
+    )
+    assert folded, "the configuration is not one fenced YAML block inside <details>"
+    assert config.count("```yaml") == 1  # nothing of it outside the fold
+    lines = folded["yaml"].splitlines()
+    assert f"params.yaml</code> resolved at scale {scale}: {len(lines):,} lines of YAML" in folded["summary"]
+    block = yaml.safe_load(folded["yaml"])
+    assert list(block) == list(params) and block == resolved
+
+    details = [node for node in parse_html(page).elements() if node.tag == "details"]
+    assert len(details) == 1
+    summary = [node for node in details[0].elements() if node.tag == "summary"]
+    assert len(summary) == 1 and summary[0].text() == re.sub(r"<[^>]+>", "", folded["summary"])
+    codes = [node for node in details[0].elements() if node.attrs.get("class") == "language-yaml"]
+    assert len(codes) == 1 and codes[0].parent is not None and codes[0].parent.tag == "pre"
+    assert yaml.safe_load(codes[0].text()) == resolved  # every top-level key, every value
+
+
+def test_every_html_table_scrolls_on_its_own(tmp_path: Path, params: dict[str, Any]) -> None:
+    inputs = make_project(tmp_path, params)
+    (inputs.tables_dir / "robustness_matrix.md").write_text(MATRIX_MD + WIDE_MD, encoding="utf-8")
+    page = render_html(build_report(inputs), "Backdrop report")
+    style = re.search(r"<style>(.*?)</style>", page, re.DOTALL)
+    assert style
+    scrolling = set(re.findall(r"^\s*\.([\w-]+)\s*\{[^}]*\boverflow-x:\s*auto", style[1], re.MULTILINE))
+
+    tables = [node for node in parse_html(page).elements() if node.tag == "table"]
+    # The summary, LAT, attention, matrix and datasets tables, the wide one and the folded one.
+    assert len(tables) == page.count("<table") == 7
+    for table in tables:
+        box = table.parent
+        assert box is not None and box.tag == "div", f"a table in <{box and box.tag}>, not in its own box"
+        assert box.attrs.get("class") in scrolling, f"{box.attrs} does not scroll"
+        assert [child for child in box.children if isinstance(child, Node)] == [table]
+
+
+def html_prose(node: Node) -> str:
+    """The page's text a reader sees as prose: everything outside <pre> blocks and <style>."""
+    return "".join(
+        child if isinstance(child, str) else "" if child.tag in {"pre", "style"} else html_prose(child)
+        for child in node.children
+    )
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_no_unfilled_placeholder_outside_code_blocks(
+    tmp_path: Path, params: dict[str, Any], scale: str
+) -> None:
+    inputs = dataclasses.replace(make_project(tmp_path, params), scale=scale)
+    # Braces in a code block are the block's own (a path pattern, a format string) and stay.
+    (inputs.tables_dir / "datasets.md").write_text(
+        DATASETS_MD + "\n```text\nresults/evals/{model}/{attack}.json\n```\n", encoding="utf-8"
+    )
+    md = build_report(inputs)
+    assert "{model}" in md
+    assert unfilled_placeholders(md) == []
+    prose = html_prose(parse_html(render_html(md, "Backdrop report")))
+    assert re.findall(r"\{[A-Za-z_]\w*\}", prose) == []
+
+
+def test_an_unfilled_placeholder_is_found_with_its_line(tmp_path: Path, params: dict[str, Any]) -> None:
+    inputs = make_project(tmp_path, params)
+    stale = "- a dual attack perturbs the background, which model {model} never sees (`models.{model}`)\n"
+    (inputs.tables_dir / "robustness_matrix.md").write_text(MATRIX_MD + "\n" + stale, encoding="utf-8")
+    md = build_report(inputs)
+    line = next(number for number, text in enumerate(md.splitlines(), 1) if "never sees" in text)
+    assert unfilled_placeholders(md) == [(line, "{model}"), (line, "{model}")]
+    assert unfilled_placeholders("```\n{model}\n```\n{attack} and {seed_1}, not {} or {1}\n") == [
+        (4, "{attack}"),
+        (4, "{seed_1}"),
     ]

@@ -7,13 +7,14 @@ it, through the tools themselves (`snakemake -n -p`, DVC's own dvc.yaml parser).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from stages.config import load_yaml
 from tests.dag_tools import DvcStage, Job, dvc_stages, edit_params, make_project, snakemake_jobs
-from workflow.plan import Plan, code_file, code_text
+from workflow.plan import Plan, code_file, code_text, job_of_stage
 
 pytestmark = pytest.mark.dag
 
@@ -37,7 +38,7 @@ def both_dags(
 def _command(job: Job) -> str:
     """The stage's command: Snakemake's shell also copies the output to the job's log."""
     command, _, log = job.command.partition(" 2>&1 | tee ")
-    assert log.startswith(f"logs/{job.rule}/"), job.command
+    assert re.match(rf"logs/\w+/{job.rule}/", log), job.command
     return command
 
 
@@ -46,14 +47,15 @@ def test_every_job_is_a_stage_with_the_same_command_inputs_outputs_and_job_file(
     by_outputs = {frozenset(j.outputs): j for j in jobs}
     assert len(by_outputs) == len(jobs) == len(plan.jobs), "two Snakemake jobs with the same outputs"
     # DVC's one extra stage rewrites the job files (Snakemake does it when it starts).
-    assert {s.name for s in stages} == set(plan.by_name) | {"plan"}
+    # Every stage name carries the scale (workflow.plan.dvc_stage_name).
+    assert {s.name for s in stages} == {f"{plan.scale}-{name}" for name in [*plan.by_name, "plan"]}
     for stage in stages:
-        if stage.name == "plan":
+        if job_of_stage(stage.name) == "plan":
             continue
         key = frozenset(stage.outs)
         assert key in by_outputs, f"DVC stage {stage.name} (outs {sorted(key)}) has no Snakemake job"
         job = by_outputs[key]
-        planned = plan.by_name[stage.name]
+        planned = plan.by_name[job_of_stage(stage.name)]
         assert job.rule == planned.rule
         assert stage.command == _command(job) == planned.command, f"{stage.name}: commands differ"
         # DVC's one extra dep: the digest of the job's code (Snakemake's `code` param).
@@ -66,8 +68,8 @@ def test_both_tools_read_each_jobs_parameters_from_the_same_job_file(both_dags) 
     jobs, stages, plan, project = both_dags
     with_files = [job for job in plan.jobs if job.params_file]
     assert len(with_files) == len(plan.jobs) - len(plan.jobs_of("fetch_raw"))
-    deps = {stage.name: set(stage.deps) for stage in stages}
-    assert [s.outs for s in stages if s.name == "plan"] == [(f"workflow/jobs/{plan.scale}",)]
+    deps = {job_of_stage(stage.name): set(stage.deps) for stage in stages}
+    assert [s.outs for s in stages if s.name == f"{plan.scale}-plan"] == [(f"workflow/jobs/{plan.scale}",)]
     inputs = {frozenset(j.outputs): set(j.inputs) for j in jobs}
     for job in with_files:
         assert job.params_file in deps[job.name]
@@ -84,11 +86,13 @@ def test_every_model_and_evaluation_in_params_is_in_both_dags(both_dags) -> None
     params = plan.params
     replicates = load_yaml(project / "params.yaml")["replicates"]
     trained = {o for j in jobs for o in j.outputs if o.endswith("/model.pt")}
-    assert trained == {f"results/models/{m}/model.pt" for m in params.model_names()}
+    # Each scale's outputs live apart (workflow.plan.results_root).
+    assert trained == {f"results/{plan.scale}/models/{m}/model.pt" for m in params.model_names()}
     assert len(trained) == replicates * len(params.raw["models"])
     groups = set(params.group_pairs())
     wanted = {
-        f"results/{'evals' if (m, a) in groups else 'matrix'}/{m}/{a}.json" for m, a in params.evaluations()
+        f"results/{plan.scale}/{'evals' if (m, a) in groups else 'matrix'}/{m}/{a}.json"
+        for m, a in params.evaluations()
     }
     assert wanted <= {o for j in jobs for o in j.outputs}
     assert wanted <= {o for s in stages for o in s.outs}

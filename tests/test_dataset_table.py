@@ -5,6 +5,7 @@ from the builder's stats (stats written before these were recorded still render)
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from stages.data.classic import split_stats
 from stages.data.coco_ic import CocoIcConfig, build_coco_ic
+from stages.dataset_table import main, parser
 from stages.report.dataset_table import (
     PAPER_COCO_IC_COUNTS,
     coco_ic_class_lists,
@@ -65,7 +67,7 @@ def test_foreground_by_crop_and_overlaps_come_from_the_stats(stats: dict[str, di
         row = overlaps.loc[(name, "train")]
         assert row["rule"] == "black_out_front" and row["crops"] == s["splits"]["train"]["samples"]
         assert row["heavily covered"] == record["crops_heavily_covered"] <= row["with front objects"]
-    md = to_markdown(stats, None, scale="tiny")
+    md = to_markdown(stats, None, scale="tiny", fetch_reports=Path("results/tiny/raw"))
     for heading in ("Foreground fraction by crop rule", "Overlapping objects", "MS-COCO-IC per class"):
         assert f"{heading}" in md
 
@@ -78,6 +80,26 @@ def test_stats_without_the_new_records_still_render(stats: dict[str, dict[str, A
         s["selection"].pop("frequency_top_k")
         for split in s["splits"].values():
             split.pop("overlap"), split.pop("foreground_fraction_by_crop")
-    md = to_markdown(old, None, scale="tiny")
+    md = to_markdown(old, None, scale="tiny", fetch_reports=Path("results/tiny/raw"))
     assert "MS-COCO-IC classes" in md and "Overlapping objects" not in md
     assert foreground_by_crop_frame(old).empty and overlap_frame(old).empty
+
+
+def test_the_stage_points_at_the_fetch_reports_of_its_scale(
+    stats: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The plan writes results/<scale>/raw/ (fetch reports) beside results/<scale>/datasets/:
+    the table names the reports folder beside the --stats it was given, not a scale-less one."""
+    results = tmp_path / "results" / "tiny"
+    (results / "datasets").mkdir(parents=True)
+    for name, record in stats.items():
+        (results / "datasets" / f"{name}.json").write_text(json.dumps(record), encoding="utf-8")
+    job = tmp_path / "dataset_table.json"
+    tree = {"datasets": {name: {} for name in stats}}
+    job.write_text(json.dumps({"job": "dataset_table", "scale": "tiny", "params": tree}), encoding="utf-8")
+    out = results / "tables" / "datasets"
+    main(parser().parse_args(["--job", str(job), "--stats", str(results / "datasets"), "--out", str(out)]))
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "Scale: **tiny**" in md
+    assert f"see the fetch reports, `{(results / 'raw').as_posix()}/`" in md
+    assert "results/raw/" not in md

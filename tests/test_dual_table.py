@@ -693,6 +693,8 @@ def test_figures_plot_data_and_claims(tmp_path: Path, spec: dict[str, Any], para
 
     md = out.with_suffix(".md").read_text(encoding="utf-8")
     assert md.startswith("# Dual-perturbation attacks") and "Scale: **tiny**" in md
+    # The claims section names the records the stage wrote (its claims_path), as given.
+    assert f"(`{claims_path.as_posix()}` holds the records)" in md
     used = params.attack(spec["inputs"]["dual"]).salience
     assert f"all {len(table.salience_of)} dual attacks of this report use {SALIENCE_TITLES[used]}" in md
     assert "DeepGaze II" in md and "metrics/salience_quality.json" in md

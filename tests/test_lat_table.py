@@ -180,11 +180,14 @@ def test_markdown_layout() -> None:
     rows = lat_rows(SPEC_WITH_EXTENSION)
     evals = summary_evals(rows, CLEAR)
     table = build_lat_table(evals, rows, lat_claims(rows, evals, FACTS, SETTINGS))
-    md = to_markdown(table, scale="tiny", level=SETTINGS.level)
+    md = to_markdown(
+        table, scale="tiny", level=SETTINGS.level, claims_path=Path("results/tiny/claims/lat.json")
+    )
     assert md.startswith("# LAT:") and "Scale: **tiny**" in md and "Figure 2" in md
     order = ["## mnist\n", "## cifar10\n", "## cifar10_eps8 (ours)\n", "## Claims\n"]
     assert [md.index(h) for h in order] == sorted(md.index(h) for h in order)
-    assert "from a 95 % interval" in md and "`results/claims/lat.json`" in md
+    # The claims file is named as the stage was given it: per scale, never a scale-less path.
+    assert "from a 95 % interval" in md and "`results/tiny/claims/lat.json` holds the records" in md
     for key in ("mnist", "cifar10", "cifar10_eps8"):
         assert md.count(f"\n- **{key}.L") == len(claim_ids(key))
     assert md.count("*(our extension, not the paper's)*") == len(claim_ids("cifar10_eps8"))
@@ -503,7 +506,10 @@ def test_cli_end_to_end_with_the_real_params(tmp_path: Path) -> None:
     assert "cifar10_eps8 (ours)" in set(frame["dataset"])
     md = (tmp_path / "tables" / "lat.md").read_text(encoding="utf-8")
     assert "Scale: **tiny**" in md and "## cifar10_eps8 (ours)" in md and "## Claims" in md
-    claims = read_claims(tmp_path / "claims" / "lat.json")
+    # The markdown names the claims file the stage wrote (its --claims), which exists.
+    named = tmp_path / "claims" / "lat.json"
+    assert f"`{named.as_posix()}` holds the records" in md and named.is_file()
+    claims = read_claims(named)
     assert (claims.paper, claims.scale) == ("lat", "tiny")
     decided = [c for c in claims.claims if c.claim_id not in UNTESTABLE]
     assert {c.claim_id for c in decided} == set().union(*(claim_ids(row.key) for row in rows))

@@ -151,19 +151,25 @@ def test_a_cell_that_does_not_fit_shows_na_and_its_reason(params: Params, report
     assert "MODEL and ATTACK stand for each model and attack listed after the dash" in not_applicable
 
 
-def test_a_missing_cell_shows_a_dash_and_its_command(report: MatrixReport) -> None:
+def command(folder: Path, model: str, attack: str, scale: str = "tiny") -> str:
+    """The command a missing cell lists: its file under the folder the report read it from, made
+    at the report's scale."""
+    return f"`uv run snakemake {(folder / model / f'{attack}.json').as_posix()} --config scale={scale}`"
+
+
+def test_a_missing_cell_shows_a_dash_and_its_command(report: MatrixReport, dirs: tuple[Path, Path]) -> None:
+    evals, matrix = dirs
     _, rows = table(report.markdown, DATASET)
     assert rows["coco_ic_adversarial"]["am_pgd_box"] == MISSING
     assert rows["coco_ic_at_pgd"]["clean %"] == MISSING
     missing = section(report.markdown, DATASET).split("Missing:")[1]
+    # A matrix-only cell is made under the matrix folder, a group's pair under the evals folder.
     assert (
-        "`coco_ic_adversarial` × `am_pgd_box`: "
-        "`uv run snakemake results/matrix/coco_ic_adversarial/am_pgd_box.json`" in missing
-    )
-    assert (
-        "`coco_ic_at_pgd` × `natural`: `uv run snakemake results/evals/coco_ic_at_pgd/natural.json`"
+        f"`coco_ic_adversarial` × `am_pgd_box`: {command(matrix, 'coco_ic_adversarial', 'am_pgd_box')}"
         in missing
     )
+    assert f"`coco_ic_at_pgd` × `natural`: {command(evals, 'coco_ic_at_pgd', 'natural')}" in missing
+    assert "results/evals/" not in report.markdown and "results/matrix/" not in report.markdown
     # Evaluated and non-fitting cells are not missing.
     assert "`coco_ic_natural` × `am_pgd`:" not in missing
     assert "`coco_ic_fg_natural` × `dual_linf_f4_b20`" not in missing
@@ -312,6 +318,13 @@ def test_the_cli_writes_csv_markdown_and_metrics(dirs: tuple[Path, Path], tmp_pa
     main(args)
     markdown = out.with_suffix(".md").read_text(encoding="utf-8")
     assert markdown.startswith("# Robustness matrices\n") and "Scale: **tiny**" in markdown
+    # The command that makes every cell is the report's own target (--out), at its scale; each
+    # missing cell's command names its file under the --evals or --matrix folder given.
+    everything = f"`uv run snakemake {out.with_suffix('.md').as_posix()} --config scale=tiny` makes them all"
+    assert everything in markdown
+    assert command(matrix, "coco_ic_adversarial", "am_pgd_box") in markdown
+    assert command(evals, "coco_ic_at_pgd", "natural") in markdown
+    assert "results/tables/" not in markdown and "results/evals/" not in markdown
     assert table(markdown, DATASET)[1]["coco_ic_natural"]["am_pgd"] == "20.0"
     frame = pd.read_csv(out.with_suffix(".csv"))
     assert list(frame.columns)[:5] == ["dataset", "model", "attack", "column", "role"]
@@ -436,23 +449,20 @@ def test_a_missing_replica_is_listed_and_the_cell_is_the_mean_of_the_others(
     box = frame.loc[(DATASET, "coco_ic_natural", "am_pgd_box")]
     assert box["seeds"] == 1 and box["accuracy"] == pytest.approx(0.4) and pd.isna(box["accuracy_std"])
     missing = section(result.markdown, DATASET).split("Missing:")[1]
+    evals, matrix = tmp_path / "evals", tmp_path / "matrix"  # fill's folders
     assert (
-        "`coco_ic_natural_seed1` × `am_pgd`: "
-        "`uv run snakemake results/evals/coco_ic_natural_seed1/am_pgd.json`" in missing
+        f"`coco_ic_natural_seed1` × `am_pgd`: {command(evals, 'coco_ic_natural_seed1', 'am_pgd')}" in missing
     )
+    assert f"`coco_ic_natural` × `am_pgd_box`: {command(matrix, 'coco_ic_natural', 'am_pgd_box')}" in missing
     assert (
-        "`coco_ic_natural` × `am_pgd_box`: `uv run snakemake results/matrix/coco_ic_natural/am_pgd_box.json`"
+        f"`coco_ic_natural_seed2` × `am_pgd_box`: {command(matrix, 'coco_ic_natural_seed2', 'am_pgd_box')}"
         in missing
-    )
-    assert (
-        "`coco_ic_natural_seed2` × `am_pgd_box`: "
-        "`uv run snakemake results/matrix/coco_ic_natural_seed2/am_pgd_box.json`" in missing
     )
     assert "`coco_ic_natural_seed2` × `am_pgd`:" not in missing
     assert "`coco_ic_natural_seed1` × `am_pgd_box`:" not in missing
-    assert "× `natural`: `uv run snakemake results/evals/coco_ic_natural" not in missing
+    assert f"× `natural`: `uv run snakemake {evals.as_posix()}/coco_ic_natural" not in missing
     # Every unevaluated seed of a fitting cell is listed, the replicas' too; n/a cells are not.
-    assert "`coco_ic_adversarial_seed2` × `am_pgd_box`: `uv run snakemake results/matrix/" in missing
+    assert f"`coco_ic_adversarial_seed2` × `am_pgd_box`: `uv run snakemake {matrix.as_posix()}/" in missing
     assert "`coco_ic_fg_natural_seed1` × `dual_linf_f4_b20`" not in missing
 
 

@@ -44,22 +44,22 @@ def _dvc_reran_by_params_edit(project: Path, outputs: set[str]) -> set[str]:
 
 
 def test_full_run_writes_the_dataset_table_and_grids(finished: Path) -> None:
-    md = (finished / "results/tables/datasets.md").read_text()
+    md = (finished / "results/tiny/tables/datasets.md").read_text()
     for name in ("coco_ic", "segment6", "gtsrb_ic", "gtsrb_ic_roi", "cifar10_grabcut"):
         assert f"| {name}" in md
-        assert (finished / f"results/figures/datasets/{name}.png").stat().st_size > 0
-    stats = json.loads((finished / "results/datasets/gtsrb_ic.json").read_text())
+        assert (finished / f"results/tiny/figures/datasets/{name}.png").stat().st_size > 0
+    stats = json.loads((finished / "results/tiny/datasets/gtsrb_ic.json").read_text())
     assert (
         stats["train_summary"]["samples"] > 0 and 0 < stats["train_summary"]["mean_foreground_fraction"] < 1
     )
 
 
 def test_full_run_writes_the_lat_table(finished: Path) -> None:
-    md = (finished / "results/tables/lat.md").read_text()
+    md = (finished / "results/tiny/tables/lat.md").read_text()
     assert "Scale: **tiny**" in md
     # The claims are records (results/claims/lat.json), judged from this run's evaluations: L1-L3
     # for each of the paper's datasets and for our extension rows, each with an outcome.
-    claims = read_claims(finished / "results/claims/lat.json")
+    claims = read_claims(finished / "results/tiny/claims/lat.json")
     assert claims.scale == "tiny"
     by_id = {c.claim_id: c for c in claims.claims}
     spec = _params(finished)["tables"]["lat"]
@@ -73,28 +73,29 @@ def test_full_run_writes_the_lat_table(finished: Path) -> None:
     # Every evaluation of this code keeps its per-image outcomes, so the comparisons are paired.
     assert by_id["mnist.L3"].effect.paired
     assert f"**{by_id['mnist.L1'].outcome}**" in md
-    evaluation = json.loads((finished / f"results/evals/{MODEL}/lat_background.json").read_text())
+    evaluation = json.loads((finished / f"results/tiny/evals/{MODEL}/lat_background.json").read_text())
     assert evaluation["samples"] == 64 and 0.0 <= evaluation["accuracy"] <= 1.0
     assert evaluation["max_linf_perturbation"] <= 0.3 + 1e-6
 
 
 def test_full_run_writes_the_dual_perturbation_report(finished: Path) -> None:
-    md = (finished / "results/tables/dual_perturbation.md").read_text()
+    md = (finished / "results/tiny/tables/dual_perturbation.md").read_text()
     assert "Scale: **tiny**" in md
     # The paper's claims per dataset, as records with an outcome each.
-    claims = {c.claim_id: c for c in read_claims(finished / "results/claims/dual_perturbation.json").claims}
+    records = read_claims(finished / "results/tiny/claims/dual_perturbation.json")
+    claims = {c.claim_id: c for c in records.claims}
     spec = _params(finished)["tables"]["dual_perturbation"]
     datasets = list(spec["datasets"])
     for dataset in datasets:
         for claim in ("D0", "D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8"):
             assert claims[f"{dataset}.{claim}"].outcome in set(Outcome), f"{dataset}.{claim}"
     for dataset in datasets:
-        assert (finished / f"results/figures/dual_perturbation/{dataset}.png").stat().st_size > 0
-        assert (finished / f"results/figures/dual_gradients/{dataset}.png").stat().st_size > 0
-        assert (finished / f"results/plots/dual_perturbation/{dataset}__l2_pgd_eps.csv").is_file()
+        assert (finished / f"results/tiny/figures/dual_perturbation/{dataset}.png").stat().st_size > 0
+        assert (finished / f"results/tiny/figures/dual_gradients/{dataset}.png").stat().st_size > 0
+        assert (finished / f"results/tiny/plots/dual_perturbation/{dataset}__l2_pgd_eps.csv").is_file()
     first, roles = next(iter(spec["datasets"].items()))
     dual = json.loads(
-        (finished / f"results/evals/{roles['at_dual']}/{spec['inputs']['dual']}.json").read_text()
+        (finished / f"results/tiny/evals/{roles['at_dual']}/{spec['inputs']['dual']}.json").read_text()
     )
     assert 0.0 <= dual["foreground_score"] <= 1.0
     # DVC renders the sweeps declared in dvc.yaml's `plots`.
@@ -103,15 +104,15 @@ def test_full_run_writes_the_dual_perturbation_report(finished: Path) -> None:
 
 
 def test_full_run_writes_the_pixel_space_report(finished: Path) -> None:
-    md = (finished / "results/tables/pixel_space.md").read_text()
+    md = (finished / "results/tiny/tables/pixel_space.md").read_text()
     assert "tiny" in md and "Table II" in md and "Table IV" in md
     for figure in ("targets_reached", "untargeted_heatmap", "targeted_heatmap", "fitness"):
-        assert (finished / f"results/figures/pixel_space/{figure}.png").stat().st_size > 0
+        assert (finished / f"results/tiny/figures/pixel_space/{figure}.png").stat().st_size > 0
     # CIFAR-10 models, attacked on the GrabCut test images.
     spec = _params(finished)["tables"]["pixel_space"]
     model = next(iter(spec["datasets"]["cifar10_grabcut"].values()))
     record = json.loads(
-        (finished / f"results/evals/{model}/{spec['inputs']['background_1']}.json").read_text()
+        (finished / f"results/tiny/evals/{model}/{spec['inputs']['background_1']}.json").read_text()
     )
     assert record["dataset"] == "cifar10_grabcut"
     block = record["pixel_attack"]
@@ -133,10 +134,10 @@ def test_dvc_checkout_does_not_make_snakemake_rerun(finished: Path, tmp_path: Pa
     # Remove cached artifacts of every level and let DVC restore them: they come back with
     # new timestamps, upstream files newer than downstream ones.
     shutil.rmtree(project / "data")
-    for model in (project / "results/models").iterdir():
+    for model in (project / "results/tiny/models").iterdir():
         (model / "model.pt").unlink()
     run(["dvc", "checkout"], project)
-    assert (project / f"results/models/{MODEL}/model.pt").is_file()
+    assert (project / f"results/tiny/models/{MODEL}/model.pt").is_file()
     assert snakemake_jobs(project, *PROFILE) == []
     assert "up to date" in run(["dvc", "status"], project).stdout
 
@@ -155,7 +156,7 @@ def _change_one_model(project: Path) -> None:
 
 def _reran_by_model_change(project: Path) -> set[str]:
     """What changing MODEL's training must rerun (first outputs): the model, every evaluation of
-    it (its groups' in results/evals/, the matrix's other cells in results/matrix/), the tables
+    it (its groups' in results/tiny/evals/, the matrix's other cells in results/tiny/matrix/), the tables
     that read them and the report."""
     params = Params.load(project / "params.yaml")
     group_attacks = [a for m, a in params.group_pairs() if m == MODEL]
@@ -164,12 +165,12 @@ def _reran_by_model_change(project: Path) -> set[str]:
     tables = [t for t, spec in params.raw["tables"].items() if _reads_model(spec, MODEL)]
     assert tables
     return {
-        f"results/models/{MODEL}/model.pt",
-        *(f"results/evals/{MODEL}/{a}.json" for a in group_attacks),
-        *(f"results/matrix/{MODEL}/{a}.json" for a in matrix_attacks),
-        *(f"results/tables/{t}.csv" for t in tables),
-        "results/tables/robustness_matrix.csv",
-        "results/report.md",
+        f"results/tiny/models/{MODEL}/model.pt",
+        *(f"results/tiny/evals/{MODEL}/{a}.json" for a in group_attacks),
+        *(f"results/tiny/matrix/{MODEL}/{a}.json" for a in matrix_attacks),
+        *(f"results/tiny/tables/{t}.csv" for t in tables),
+        "results/tiny/tables/robustness_matrix.csv",
+        "results/tiny/report.md",
     }
 
 
@@ -214,9 +215,9 @@ def _new_column_cells(project: Path) -> set[str]:
     )
     assert len(matrix.models) > 1
     return {
-        *(f"results/matrix/{m}/{NEW_COLUMN}.json" for m in matrix.models),
-        "results/tables/robustness_matrix.csv",
-        "results/report.md",
+        *(f"results/tiny/matrix/{m}/{NEW_COLUMN}.json" for m in matrix.models),
+        "results/tiny/tables/robustness_matrix.csv",
+        "results/tiny/report.md",
     }
 
 
@@ -233,12 +234,12 @@ def test_a_new_matrix_column_runs_only_its_cells_in_dvc(finished: Path, tmp_path
     expected = _dvc_reran_by_params_edit(project, _new_column_cells(project))
     out = run(["dvc", "repro"], project, timeout=900).stdout
     assert _dvc_ran(out) == expected, out
-    table = (project / "results/tables/robustness_matrix.md").read_text()
+    table = (project / "results/tiny/tables/robustness_matrix.md").read_text()
     assert NEW_COLUMN in table
 
 
 def test_full_run_writes_the_matrix_and_the_report(finished: Path) -> None:
-    matrix = (finished / "results/tables/robustness_matrix.md").read_text()
+    matrix = (finished / "results/tiny/tables/robustness_matrix.md").read_text()
     params = Params.load(finished / "params.yaml")
     for m in params.robustness_matrices():
         assert f"## {m.dataset}" in matrix
@@ -246,8 +247,8 @@ def test_full_run_writes_the_matrix_and_the_report(finished: Path) -> None:
             assert attack in matrix
     missing = [line for line in matrix.splitlines() if line.startswith("Missing:")]
     assert missing and all(line == "Missing: none." for line in missing), missing
-    report = (finished / "results/report.md").read_text()
+    report = (finished / "results/tiny/report.md").read_text()
     assert "Nothing missing." in report
-    assert (finished / "results/report.html").read_text().lstrip().lower().startswith("<!doctype html")
+    assert (finished / "results/tiny/report.html").read_text().lstrip().lower().startswith("<!doctype html")
     metrics = run(["dvc", "metrics", "show", "--json"], finished).stdout
     assert "robustness_matrix.json" in metrics

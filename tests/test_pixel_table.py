@@ -449,7 +449,9 @@ def test_p1_holds_when_the_background_is_fooled_much_less_often(tmp_path: Path) 
     assert len(rates) == len(REGIONS) * len(PIXELS)
     assert claims["P1"].outcome == Outcome.HOLDS
     assert claims["P1"].parts == tuple(f"P1.{role}" for role in ROLES)
-    assert "Each outcome comes from a 95 % interval" in md
+    # The section names the claim records the report wrote (its claims_path), as given.
+    records = (tmp_path / "claims.json").as_posix()
+    assert f"Each outcome comes from a 95 % interval (`{records}` holds the records)" in md
     assert f"> {claims['P1'].section}: “the difference between the success rate" in md
 
 
@@ -719,6 +721,7 @@ def test_cli_with_the_real_params(tmp_path: Path) -> None:
     assert {r.dataset for r in records.values()} == {"cifar10_grabcut", "imagenet"}
     md = out.with_suffix(".md").read_text(encoding="utf-8")
     assert bullet(records["P1"]) in md and "**not tested**" in md
+    assert f"(`{claims.as_posix()}` holds the records)" in md  # the --claims file, as given
     assert_pngs(figures)
 
 

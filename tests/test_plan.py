@@ -37,6 +37,54 @@ def test_the_committed_dvc_yaml_and_job_files_are_current() -> None:
     assert not stale, f"stale: {stale[:5]}; run `uv run python -m workflow.plan`"
 
 
+SCALES = ("tiny", "reduced", "paper")
+
+
+@pytest.fixture(scope="module")
+def every_scale() -> dict[str, Plan]:
+    return {scale: Plan(copy.deepcopy(RAW), scale=scale) for scale in SCALES}
+
+
+def test_each_scale_reads_and_writes_only_its_own_folders(every_scale: dict[str, Plan]) -> None:
+    for scale, plan in every_scale.items():
+        own = (f"results/{scale}/", f"data/{scale}/")
+        for job in plan.jobs:
+            assert all(path.startswith(own) for path in job.outputs.values()), job.name
+            inputs = [p for p in job.all_inputs() if p != job.params_file]
+            assert all(path.startswith(own) for path in inputs), job.name
+            assert job.params_file is None or job.params_file.startswith(f"workflow/jobs/{scale}/")
+            assert job.log.startswith(f"logs/{scale}/") and job.benchmark.startswith(f"benchmarks/{scale}/")
+            # Every path in the command is the scale's own (or the mirror the raw data comes from).
+            for word in job.command.split():
+                if word.startswith(("results/", "data/", "logs/", "benchmarks/", "workflow/jobs/")):
+                    assert scale in word.split("/")[:3], f"{job.name}: {word} is not under {scale}"
+
+
+def test_no_two_scales_share_an_output(every_scale: dict[str, Plan]) -> None:
+    outputs = {scale: set(plan.outputs()) for scale, plan in every_scale.items()}
+    for a in SCALES:
+        for b in SCALES:
+            if a < b:
+                assert not outputs[a] & outputs[b], (a, b)
+
+
+def test_only_the_committed_scale_has_files_in_git(every_scale: dict[str, Plan]) -> None:
+    """A tiny trial (or a paper-scale run) cannot overwrite a committed result: every git-tracked
+    file under results/ and data/ is the committed scale's (params.yaml `scale`)."""
+    import subprocess
+
+    tracked = subprocess.run(
+        ["git", "ls-files", "results", "data"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tracked, "no committed results"
+    committed = RAW["scale"]
+    assert all(path.startswith((f"results/{committed}/", f"data/{committed}/")) for path in tracked)
+    for scale, plan in every_scale.items():
+        if scale != committed:
+            written = set(plan.outputs())
+            assert not [p for p in tracked if p in written or any(p.startswith(w + "/") for w in written)]
+
+
 def test_every_job_has_a_unique_name_outputs_and_a_producer_for_each_input(plan: Plan) -> None:
     assert len(plan.by_name) == len(plan.jobs)
     producers = plan.producers()
@@ -54,14 +102,15 @@ def test_the_dvc_yaml_has_one_stage_per_job_with_the_jobs_command(plan: Plan) ->
 
     stages = yaml.safe_load(render_dvc_yaml(plan))["stages"]
     # DVC's own first stage rewrites the job files from params.yaml (see workflow.plan.PLAN_STAGE).
-    plan_stage = stages.pop("plan")
+    plan_stage = stages.pop(f"{plan.scale}-plan")
     assert plan_stage["outs"] == [{f"workflow/jobs/{plan.scale}": {"cache": False, "persist": True}}]
     # It hashes every stage's code (and the plan's), so the code digests it writes are current.
     assert {p for job in plan.jobs for p in job.code} <= set(plan_stage["deps"])
     assert {"params.yaml", "workflow/plan.py", "workflow/stage_code.py"} <= set(plan_stage["deps"])
-    assert list(stages) == [job.name for job in plan.jobs]
+    # The scale is in every stage name, so that dvc.lock keeps each scale's entries apart.
+    assert list(stages) == [f"{plan.scale}-{job.name}" for job in plan.jobs]
     for job in plan.jobs:
-        stage = stages[job.name]
+        stage = stages[f"{plan.scale}-{job.name}"]
         assert stage["cmd"] == job.command
         assert job.params_file is None or job.params_file in stage["deps"]
         # The code's digest, one small file per rule, instead of the code folders themselves.

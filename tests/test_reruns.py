@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stages.config import Params
+from stages.config import Params, load_yaml
 from tests.dag_tools import (
     TINY_PROFILE,
     copy_of,
@@ -34,7 +35,7 @@ from tests.dag_tools import (
     run,
     snakemake_jobs,
 )
-from workflow.plan import Plan, reruns
+from workflow.plan import Plan, dvc_stage_name, job_of_stage, reruns
 
 # Real Snakemake and DVC runs on copies of the micro project: the dag tier.
 pytestmark = pytest.mark.dag
@@ -46,12 +47,14 @@ def planned_outputs(project: Path, *args: str) -> set[str]:
 
 
 def dvc_changed(project: Path) -> set[str]:
-    """The stages `dvc status` reports as changed (not their downstream)."""
-    return set(json.loads(run(["dvc", "status", "--json"], project).stdout))
+    """The jobs (``plan`` for DVC's own first stage) whose stages `dvc status` reports as changed
+    (not their downstream)."""
+    return {job_of_stage(stage) for stage in json.loads(run(["dvc", "status", "--json"], project).stdout)}
 
 
 def dvc_ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
+    """The jobs whose stages a `dvc repro` output says it ran."""
+    return {job_of_stage(stage) for stage in re.findall(r"Running stage '([^']+)'", output)}
 
 
 def first_outputs(plan: Plan, names: set[str]) -> set[str]:
@@ -105,17 +108,76 @@ def test_a_table_modules_code_change_reruns_that_table_in_either_tool(finished: 
     snake = copy_of(finished, tmp_path, "snake")
     touch_code(snake, "stages/report/lat_table.py")
     # Snakemake plans the table and, downstream of it, the report.
-    assert planned_outputs(snake) == {"results/tables/lat.csv", "results/report.md"}
+    assert planned_outputs(snake) == {"results/tiny/tables/lat.csv", "results/tiny/report.md"}
 
     dvc = copy_of(finished, tmp_path, "dvc")
     touch_code(dvc, "stages/report/lat_table.py")
     # DVC hashes the code in its `plan` stage, which rewrites the rule's code digest
     # (workflow/jobs/<scale>/code/lat_table.txt): then the table is the one changed stage.
     assert dvc_changed(dvc) == {"plan"}
-    run(["dvc", "repro", "plan"], dvc)
+    run(["dvc", "repro", dvc_stage_name(Plan.load(dvc / "params.yaml").scale, "plan")], dvc)
     assert dvc_changed(dvc) == {"lat_table"}
     # Its outputs are byte-identical, so the report is not rerun.
     assert dvc_ran(run(["dvc", "repro"], dvc).stdout) == {"lat_table"}
+
+
+# --- scales live apart -------------------------------------------------------------------------
+
+
+def test_switching_scales_and_back_reruns_nothing_in_either_tool(finished: Path, tmp_path: Path) -> None:
+    """A run at another scale writes only under its own folders (tests/test_plan.py checks the
+    plans are disjoint); here, switching the project's scale and back invalidates nothing built."""
+    project = copy_of(finished, tmp_path)
+    edit_params(project, scale="reduced")  # dvc.yaml and job files regenerated for `reduced`
+    stages = json.loads(run(["dvc", "status", "--json"], project).stdout)
+    assert stages and all(name.startswith("reduced-") for name in stages)
+    assert planned_outputs(project, "--config", "scale=reduced")  # reduced: nothing built yet
+
+    edit_params(project, scale="tiny")
+    # dvc.lock kept the tiny stages' entries (their names carry the scale), Snakemake its records.
+    assert dvc_changed(project) == set()
+    assert planned_outputs(project) == set()
+    assert not (project / "results/reduced").exists() and not (project / "data/reduced").exists()
+
+
+# --- a failed rerun -----------------------------------------------------------------------------
+
+
+def _files(folder: Path) -> dict[Path, bytes]:
+    """Every file's bytes, but Snakemake's marker of when a directory output was made."""
+    return {
+        p.relative_to(folder): p.read_bytes()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != ".snakemake_timestamp"
+    }
+
+
+def test_a_failed_rerun_loses_nothing_that_dvc_and_git_cannot_restore(finished: Path, tmp_path: Path) -> None:
+    """Snakemake removes a job's outputs before it runs the job (its design; DVC does the same for
+    its stages' outputs): when the job then fails on bad input, the README's recovery restores
+    them, the cached ones with `dvc checkout`, the committed small ones with `git checkout`."""
+    project = copy_of(finished, tmp_path)
+    damaged = tmp_path / "mirror"
+    shutil.copytree(Path(load_yaml(project / "params.yaml")["raw"]["mirror"]), damaged)
+    victim = sorted(p for p in (damaged / "mnist").rglob("*") if p.is_file())[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    edit_params(project, **{"raw.mirror": str(damaged)})  # a new mirror: the fetch jobs rerun
+
+    raw, report = "data/tiny/raw/mnist", "results/tiny/raw/mnist.json"
+    failed = run(["snakemake", *TINY_PROFILE, report], project, check=False)
+    assert failed.returncode != 0
+    said = failed.stdout + failed.stderr
+    assert victim.name in said, "the error names the damaged file"
+    assert "logs/tiny/fetch_raw/mnist.log" in said, "Snakemake's message points to the job's log"
+    assert victim.name in (project / "logs/tiny/fetch_raw/mnist.log").read_text()
+    assert not (project / raw).exists() and not (project / report).exists()
+
+    run(["dvc", "checkout", raw], project)
+    run(["git", "checkout", "--", report], project)
+    assert _files(project / raw) == _files(finished / raw)
+    assert (project / report).read_bytes() == (finished / report).read_bytes()
 
 
 # --- interrupted training ---------------------------------------------------------------------
@@ -134,12 +196,12 @@ def _longer_training(finished: Path, tmp_path: Path, name: str) -> Path:
 def test_killed_training_leaves_no_complete_output_and_resumes_to_the_same_result(
     finished: Path, tmp_path: Path
 ) -> None:
-    target = f"results/models/{MODEL}/model.pt"
+    target = f"results/tiny/models/{MODEL}/model.pt"
     reference = _longer_training(finished, tmp_path, "reference")
     run(["snakemake", *TINY_PROFILE, target], reference)
 
     project = _longer_training(finished, tmp_path, "killed")
-    checkpoint = project / "results/checkpoints" / f"{MODEL}.pt"
+    checkpoint = project / "results/tiny/checkpoints" / f"{MODEL}.pt"
     checkpoint.unlink(missing_ok=True)
     job = subprocess.Popen(
         ["snakemake", *TINY_PROFILE, target],
@@ -163,13 +225,13 @@ def test_killed_training_leaves_no_complete_output_and_resumes_to_the_same_resul
 
     # Nothing of the killed job looks complete to either tool.
     assert not (project / target).exists()
-    assert not (project / f"results/models/{MODEL}/metrics.json").exists()
+    assert not (project / f"results/tiny/models/{MODEL}/metrics.json").exists()
     assert target in planned_outputs(project)
     assert f"train-{MODEL}" in dvc_changed(project)
 
     resumed = run(["snakemake", *TINY_PROFILE, target], project)
     assert f"resuming from the checkpoint of epoch {epoch}" in resumed.stdout + resumed.stderr
-    metrics = f"results/models/{MODEL}/metrics.json"
+    metrics = f"results/tiny/models/{MODEL}/metrics.json"
     assert (project / metrics).read_bytes() == (reference / metrics).read_bytes()
     ours = torch.load(project / target, weights_only=False)["state_dict"]
     theirs = torch.load(reference / target, weights_only=False)["state_dict"]
@@ -182,10 +244,10 @@ def test_killed_training_leaves_no_complete_output_and_resumes_to_the_same_resul
 # data, natural/PGD/LAT training, PGD evaluations, the LAT table), GrabCut masks + DE, the
 # GrabCut-masked CIFAR-10 + dual training and attack, and AutoAttack.
 RERUN_TARGETS = [
-    "results/tables/lat.md",
-    "results/evals/cifar10_vgg16/de_background_1px.json",
-    "results/evals/cifar10_grabcut_at_dual/dual_l2_f2_b20.json",
-    "results/matrix/mnist_lat/aa_mnist_linf.json",
+    "results/tiny/tables/lat.md",
+    "results/tiny/evals/cifar10_vgg16/de_background_1px.json",
+    "results/tiny/evals/cifar10_grabcut_at_dual/dual_l2_f2_b20.json",
+    "results/tiny/matrix/mnist_lat/aa_mnist_linf.json",
 ]
 
 
@@ -227,7 +289,7 @@ def test_dvc_push_and_pull_restore_every_artifact_on_a_clean_clone(finished: Pat
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(source), str(clone)], tmp_path)
     run(["dvc", "remote", "modify", "--local", "local", "url", str(tmp_path / "source-remote")], clone)
-    assert not (clone / f"results/models/{MODEL}/model.pt").exists()
+    assert not (clone / f"results/tiny/models/{MODEL}/model.pt").exists()
 
     run(["dvc", "pull", "--quiet"], clone)
     assert "up to date" in run(["dvc", "status"], clone).stdout

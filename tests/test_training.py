@@ -151,6 +151,10 @@ def test_an_unreadable_checkpoint_is_named_and_training_starts_over(
         str(checkpoint) in r.getMessage() and "unreadable checkpoint" in r.getMessage()
         for r in caplog.records
     )
+    # Set aside for a post-mortem, not deleted; the run's own checkpoint is a fresh, readable one.
+    aside = tmp_path / "ckpt.pt.unreadable"
+    assert aside.is_file() and f"set aside as {aside}" in caplog.text
+    assert torch.load(checkpoint, weights_only=False)["epoch"] == 2
 
 
 def test_nan_loss_stops_clearly_and_keeps_the_last_good_checkpoint(tmp_path: Path, monkeypatch) -> None:

@@ -105,11 +105,11 @@ class Job:
 
     @property
     def log(self) -> str:
-        return f"{LOGS_DIR.as_posix()}/{self.rule}/{self.id}.log"
+        return f"{LOGS_DIR.as_posix()}/{self.scale}/{self.rule}/{self.id}.log"
 
     @property
     def benchmark(self) -> str:
-        return f"{BENCHMARKS_DIR.as_posix()}/{self.rule}/{self.id}.tsv"
+        return f"{BENCHMARKS_DIR.as_posix()}/{self.scale}/{self.rule}/{self.id}.tsv"
 
     @property
     def code(self) -> list[str]:
@@ -129,18 +129,37 @@ def job_file(scale: str, name: str) -> str:
     return f"{JOBS_DIR.as_posix()}/{scale}/{name}.json"
 
 
-def _outputs(rule: Rule, wildcards: dict[str, str]) -> dict[str, str]:
-    return {name: out.template.format(**wildcards) for name, out in rule.outputs.items()}
+def results_root(scale: str) -> str:
+    """Where a scale's results live: scales never share an output, so a tiny trial leaves the
+    committed reduced-scale results untouched and switching scales reruns nothing built."""
+    return f"results/{scale}"
+
+
+def data_root(scale: str) -> str:
+    """Where a scale's raw and processed data live (see :func:`results_root`)."""
+    return f"data/{scale}"
+
+
+def scale_templates(rule: Rule, scale: str) -> dict[str, str]:
+    """The rule's output templates at ``scale``: roots filled in, wildcards (``{model}``) kept."""
+    roots = {"{results}": results_root(scale), "{data}": data_root(scale)}
+    templates = {}
+    for name, out in rule.outputs.items():
+        template = out.template
+        for placeholder, root in roots.items():
+            template = template.replace(placeholder, root)
+        templates[name] = template
+    return templates
 
 
 def _table_outputs(table: str, claims: bool = True, **extra: Output) -> dict[str, Output]:
     """A table stage's csv and markdown (and its paper's claim records), plus ``extra``."""
     outputs = {
-        "csv": Output(f"results/tables/{table}.csv", cache=False),
-        "md": Output(f"results/tables/{table}.md", cache=False),
+        "csv": Output(f"{{results}}/tables/{table}.csv", cache=False),
+        "md": Output(f"{{results}}/tables/{table}.md", cache=False),
     }
     if claims:
-        outputs["claims"] = Output(f"results/claims/{table}.json", cache=False)
+        outputs["claims"] = Output(f"{{results}}/claims/{table}.json", cache=False)
     return {**outputs, **extra}
 
 
@@ -151,8 +170,8 @@ RULES: dict[str, Rule] = {
             "fetch_raw",
             ("source",),
             {
-                "raw": Output("data/raw/{source}", directory=True),
-                "report": Output("results/raw/{source}.json", cache=False),
+                "raw": Output("{data}/raw/{source}", directory=True),
+                "report": Output("{results}/raw/{source}.json", cache=False),
             },
             "a raw dataset in its official layout, from the mirror (or the official archives)",
         ),
@@ -160,23 +179,23 @@ RULES: dict[str, Rule] = {
             "prepare",
             ("dataset",),
             {
-                "train": Output("data/processed/{dataset}/train.npz"),
-                "test": Output("data/processed/{dataset}/test.npz"),
-                "stats": Output("results/datasets/{dataset}.json", cache=False),
-                "grid": Output("results/figures/datasets/{dataset}.png", cache=False),
+                "train": Output("{data}/processed/{dataset}/train.npz"),
+                "test": Output("{data}/processed/{dataset}/test.npz"),
+                "stats": Output("{results}/datasets/{dataset}.json", cache=False),
+                "grid": Output("{results}/figures/datasets/{dataset}.png", cache=False),
             },
             "a processed dataset (images, labels, foreground masks) built from a raw one",
         ),
         Rule(
             "grabcut_vs_ground_truth",
             (),
-            {"metrics": Output("results/metrics/grabcut_vs_ground_truth.json", cache=False)},
+            {"metrics": Output("{results}/metrics/grabcut_vs_ground_truth.json", cache=False)},
             "the GrabCut routine's masks against ground-truth masks",
         ),
         Rule(
             "salience_quality",
             (),
-            {"metrics": Output("results/metrics/salience_quality.json", cache=False)},
+            {"metrics": Output("{results}/metrics/salience_quality.json", cache=False)},
             "each salience model against the dual-perturbation datasets' masks",
         ),
         Rule(
@@ -189,9 +208,9 @@ RULES: dict[str, Rule] = {
             "train",
             ("model",),
             {
-                "model": Output("results/models/{model}/model.pt"),
-                "metrics": Output("results/models/{model}/metrics.json", cache=False),
-                "throughput": Output("results/models/{model}/throughput.json", cache=False),
+                "model": Output("{results}/models/{model}/model.pt"),
+                "metrics": Output("{results}/models/{model}/metrics.json", cache=False),
+                "throughput": Output("{results}/models/{model}/throughput.json", cache=False),
             },
             "one model of params.yaml's `models` (or a replica `<model>_seed<N>`)",
             resources="train",
@@ -200,8 +219,8 @@ RULES: dict[str, Rule] = {
             "evaluate",
             ("model", "attack"),
             {
-                "metrics": Output("results/evals/{model}/{attack}.json", cache=False),
-                "throughput": Output("results/evals/{model}/{attack}.throughput.json", cache=False),
+                "metrics": Output("{results}/evals/{model}/{attack}.json", cache=False),
+                "throughput": Output("{results}/evals/{model}/{attack}.throughput.json", cache=False),
             },
             "one (model, attack) pair of an evaluation group",
             resources="evaluate",
@@ -210,8 +229,8 @@ RULES: dict[str, Rule] = {
             "evaluate_matrix",
             ("model", "attack"),
             {
-                "metrics": Output("results/matrix/{model}/{attack}.json", cache=False),
-                "throughput": Output("results/matrix/{model}/{attack}.throughput.json", cache=False),
+                "metrics": Output("{results}/matrix/{model}/{attack}.json", cache=False),
+                "throughput": Output("{results}/matrix/{model}/{attack}.throughput.json", cache=False),
             },
             "a robustness-matrix cell no evaluation group lists (kept apart so that adding a "
             "matrix column reruns no paper table)",
@@ -234,22 +253,22 @@ RULES: dict[str, Rule] = {
             (),
             _table_outputs(
                 "dual_perturbation",
-                figures=Output("results/figures/dual_perturbation", directory=True, cache=False),
-                plots=Output("results/plots/dual_perturbation", directory=True, cache=False),
+                figures=Output("{results}/figures/dual_perturbation", directory=True, cache=False),
+                plots=Output("{results}/plots/dual_perturbation", directory=True, cache=False),
             ),
             "the dual-perturbation table, its claims and figures",
         ),
         Rule(
             "dual_gradients",
             ("dataset",),
-            {"figure": Output("results/figures/dual_gradients/{dataset}.png", cache=False)},
+            {"figure": Output("{results}/figures/dual_gradients/{dataset}.png", cache=False)},
             "loss gradients of the dual-perturbation models on clean images",
         ),
         Rule(
             "pixel_table",
             (),
             _table_outputs(
-                "pixel_space", figures=Output("results/figures/pixel_space", directory=True, cache=False)
+                "pixel_space", figures=Output("{results}/figures/pixel_space", directory=True, cache=False)
             ),
             "the pixel-space table, its claims and figures",
         ),
@@ -259,7 +278,7 @@ RULES: dict[str, Rule] = {
             _table_outputs(
                 "robustness_matrix",
                 claims=False,
-                metrics=Output("results/metrics/robustness_matrix.json", cache=False, metric=True),
+                metrics=Output("{results}/metrics/robustness_matrix.json", cache=False, metric=True),
             ),
             "the robustness matrices",
         ),
@@ -267,8 +286,8 @@ RULES: dict[str, Rule] = {
             "build_report",
             (),
             {
-                "md": Output("results/report.md", cache=False),
-                "html": Output("results/report.html", cache=False),
+                "md": Output("{results}/report.md", cache=False),
+                "html": Output("{results}/report.html", cache=False),
             },
             "the report",
         ),
@@ -358,6 +377,8 @@ class Plan:
         for dataset in raw["datasets"]:
             self.params.dataset(dataset)  # builder options, checked key by key
         self.params.evaluations()  # every model/attack pair fits its dataset
+        self.results = results_root(self.scale)
+        self.data = data_root(self.scale)
         self.jobs: list[Job] = []
         self._build()
         self.by_name = {job.name: job for job in self.jobs}
@@ -380,6 +401,10 @@ class Plan:
             return self._by_rule[rule][key]
         except KeyError:
             raise KeyError(f"no {rule} job for {dict(zip(names, key, strict=True))} in the plan") from None
+
+    def template(self, rule: str, output: str) -> str:
+        """One output's path template at this plan's scale (wildcards kept)."""
+        return scale_templates(RULES[rule], self.scale)[output]
 
     def jobs_of(self, rule: str) -> list[Job]:
         return list(self._by_rule.get(rule, {}).values())
@@ -406,7 +431,7 @@ class Plan:
         reads: _Reads | None,
         ancient: Iterable[str] = (),
     ) -> None:
-        outputs = _outputs(RULES[rule], wildcards)
+        outputs = {k: t.format(**wildcards) for k, t in scale_templates(RULES[rule], self.scale).items()}
         params = None if reads is None else reads.sort_like_params()
         path = "" if params is None else job_file(self.scale, job_name(rule, wildcards))
         if path:
@@ -425,6 +450,8 @@ class Plan:
         )
 
     def _build(self) -> None:
+        results = self.results
+        data_dir = self.data
         raw, p = self.raw, self.params
         for source in raw["raw"]["datasets"]:
             mirror, download = raw["raw"]["mirror"], str(raw["raw"]["download"]).lower()
@@ -444,15 +471,15 @@ class Plan:
                 "prepare",
                 {"dataset": dataset},
                 lambda o, j, d=dataset, s=src: (
-                    f"python -m stages.prepare --job {j} --dataset {d} --raw data/raw/{s} "
-                    f"--out data/processed/{d} --stats {o['stats']} --grid {o['grid']}"
+                    f"python -m stages.prepare --job {j} --dataset {d} --raw {data_dir}/raw/{s} "
+                    f"--out {data_dir}/processed/{d} --stats {o['stats']} --grid {o['grid']}"
                 ),
-                {"raw": [f"data/raw/{src}"], "report": [f"results/raw/{src}.json"]},
+                {"raw": [f"{data_dir}/raw/{src}"], "report": [f"{results}/raw/{src}.json"]},
                 self._reads().dataset(dataset),
                 ancient=("raw",),
             )
         quality = raw["mask_quality"]
-        truth = f"data/processed/{quality['ground_truth']}/test.npz"
+        truth = f"{data_dir}/processed/{quality['ground_truth']}/test.npz"
         self._add(
             "grabcut_vs_ground_truth",
             {},
@@ -463,7 +490,7 @@ class Plan:
             self._reads().key("mask_quality").dataset(quality["routine"]),
         )
         dual = raw["tables"]["dual_perturbation"]
-        salience_data = [f"data/processed/{d}/test.npz" for d in dual["datasets"]]
+        salience_data = [f"{data_dir}/processed/{d}/test.npz" for d in dual["datasets"]]
         salience_reads = self._reads()
         for d in dual["datasets"]:
             salience_reads.dataset(d)
@@ -477,26 +504,27 @@ class Plan:
             {"data": salience_data},
             salience_reads,
         )
-        stats = [f"results/datasets/{d}.json" for d in raw["datasets"]]
-        iou = RULES["grabcut_vs_ground_truth"].outputs["metrics"].template
+        stats = [f"{results}/datasets/{d}.json" for d in raw["datasets"]]
+        iou = self.template("grabcut_vs_ground_truth", "metrics")
         self._add(
             "dataset_table",
             {},
             lambda o, j: (
-                f"python -m stages.dataset_table --job {j} --stats results/datasets --iou {iou} "
-                f"--out results/tables/datasets"
+                f"python -m stages.dataset_table --job {j} --stats {results}/datasets --iou {iou} "
+                f"--out {results}/tables/datasets"
             ),
             {"stats": stats, "iou": [iou]},
             self._reads().key("datasets"),
         )
         for model in p.model_names():
             base = p.base_model(model)
-            data = f"data/processed/{raw['models'][base]['dataset']}/train.npz"
+            data = f"{data_dir}/processed/{raw['models'][base]['dataset']}/train.npz"
             self._add(
                 "train",
                 {"model": model},
                 lambda o, j, m=model, data=data: (
-                    f"python -m stages.train --job {j} --model {m} --data {data} --out results/models/{m}"
+                    f"python -m stages.train --job {j} --model {m} --data {data} --out {results}/models/{m} "
+                    f"--checkpoint-dir {results}/checkpoints"
                 ),
                 {"data": [data]},
                 self._reads().model(base).key("device", "regions"),
@@ -504,16 +532,16 @@ class Plan:
         groups = self._groups
         for model, attack in p.evaluations():
             base = p.base_model(model)
-            data = f"data/processed/{p.evaluation_dataset(model).name}/test.npz"
+            data = f"{data_dir}/processed/{p.evaluation_dataset(model).name}/test.npz"
             rule = "evaluate" if (model, attack) in groups else "evaluate_matrix"
             self._add(
                 rule,
                 {"model": model, "attack": attack},
                 lambda o, j, m=model, a=attack, data=data: (
                     f"python -m stages.evaluate --job {j} --model {m} --attack {a} --data {data} "
-                    f"--weights results/models/{m}/model.pt --out {o['metrics']}"
+                    f"--weights {results}/models/{m}/model.pt --out {o['metrics']}"
                 ),
-                {"data": [data], "weights": [f"results/models/{model}/model.pt"]},
+                {"data": [data], "weights": [f"{results}/models/{model}/model.pt"]},
                 self._reads()
                 .model(base, evaluated=True)
                 .attack(attack)
@@ -524,8 +552,9 @@ class Plan:
     def _evals_of(self, table: str) -> list[str]:
         """Every group evaluation of the table's models (a table reads its own columns and lists
         its models' other attacks)."""
+        results = self.results
         models = set(self._table_models(table))
-        return [f"results/evals/{m}/{a}.json" for m, a in self.params.group_pairs() if m in models]
+        return [f"{results}/evals/{m}/{a}.json" for m, a in self.params.group_pairs() if m in models]
 
     def _table_models(self, table: str) -> list[str]:
         spec = self.raw["tables"][table]
@@ -534,11 +563,13 @@ class Plan:
         return list(dict.fromkeys(models))
 
     def _table_stats(self, table: str) -> list[str]:
+        results = self.results
         spec = self.raw["tables"][table]
         datasets = [*spec["datasets"], *(ext["dataset"] for ext in spec.get("extensions", {}).values())]
-        return [f"results/datasets/{d}.json" for d in dict.fromkeys(datasets)]
+        return [f"{results}/datasets/{d}.json" for d in dict.fromkeys(datasets)]
 
     def _paper_table(self, rule: str, table: str, extra: str = "", **inputs: list[str]) -> None:
+        results = self.results
         reads = self._reads().key(f"tables.{table}", "claims")
         if table == "dual_perturbation":
             dual = self.raw["tables"][table]
@@ -551,9 +582,9 @@ class Plan:
             rule,
             {},
             lambda o, j: (
-                f"python -m stages.{rule} --job {j} --evals results/evals "
-                + ("--datasets results/datasets " if table != "pixel_space" else "")
-                + f"--out results/tables/{table} --claims {o['claims']}"
+                f"python -m stages.{rule} --job {j} --evals {results}/evals "
+                + (f"--datasets {results}/datasets " if table != "pixel_space" else "")
+                + f"--out {results}/tables/{table} --claims {o['claims']}"
                 + (f" --figures {o['figures']}" if "figures" in o else "")
                 + (f" --plots {o['plots']}" if "plots" in o else "")
                 + extra
@@ -563,10 +594,12 @@ class Plan:
         )
 
     def _tables(self) -> None:
+        results = self.results
+        data_dir = self.data
         raw, p = self.raw, self.params
         self._paper_table("lat_table", "lat", stats=self._table_stats("lat"))
         self._paper_table("attention_table", "attention_masks", stats=self._table_stats("attention_masks"))
-        salience = RULES["salience_quality"].outputs["metrics"].template
+        salience = self.template("salience_quality", "metrics")
         self._paper_table(
             "dual_table",
             "dual_perturbation",
@@ -585,11 +618,11 @@ class Plan:
                 {"dataset": dataset},
                 lambda o, j, d=dataset: (
                     f"python -m stages.dual_gradients --job {j} --dataset {d} "
-                    f"--data data/processed/{d}/test.npz --models results/models --out {o['figure']}"
+                    f"--data {data_dir}/processed/{d}/test.npz --models {results}/models --out {o['figure']}"
                 ),
                 {
-                    "data": [f"data/processed/{dataset}/test.npz"],
-                    "weights": [f"results/models/{m}/model.pt" for m in roles.values()],
+                    "data": [f"{data_dir}/processed/{dataset}/test.npz"],
+                    "weights": [f"{results}/models/{m}/model.pt" for m in roles.values()],
                 },
                 reads,
             )
@@ -613,17 +646,17 @@ class Plan:
             "matrix_table",
             {},
             lambda o, j: (
-                f"python -m stages.matrix_table --job {j} --evals results/evals --matrix results/matrix "
-                f"--out results/tables/robustness_matrix --metrics {o['metrics']}"
+                f"python -m stages.matrix_table --job {j} --evals {results}/evals --matrix {results}/matrix "
+                f"--out {results}/tables/robustness_matrix --metrics {o['metrics']}"
             ),
             {"evals": matrix_inputs},
             matrix_reads,
         )
         figures = [
-            "results/figures/dual_perturbation",
-            "results/figures/pixel_space",
-            *(f"results/figures/dual_gradients/{d}.png" for d in dual["datasets"]),
-            *(f"results/figures/datasets/{d}.png" for d in raw["datasets"]),
+            f"{results}/figures/dual_perturbation",
+            f"{results}/figures/pixel_space",
+            *(f"{results}/figures/dual_gradients/{d}.png" for d in dual["datasets"]),
+            *(f"{results}/figures/datasets/{d}.png" for d in raw["datasets"]),
         ]
         report = self._reads()
         report.tree = _resolved(raw, self.scale)  # the report shows the whole resolved params
@@ -631,15 +664,16 @@ class Plan:
             "build_report",
             {},
             lambda o, j: (
-                f"python -m stages.build_report --job {j} --tables results/tables --figures results/figures "
-                f"--datasets results/datasets --claims results/claims --benchmarks {BENCHMARKS_DIR} "
+                f"python -m stages.build_report --job {j} --tables {results}/tables "
+                f"--figures {results}/figures --datasets {results}/datasets --claims {results}/claims "
+                f"--benchmarks {BENCHMARKS_DIR.as_posix()}/{self.scale} "
                 f"--out {o['md']}"
             ),
             {
-                "tables": [f"results/tables/{t}.md" for t in TABLES],
+                "tables": [f"{results}/tables/{t}.md" for t in TABLES],
                 "figures": figures,
-                "stats": [f"results/datasets/{d}.json" for d in raw["datasets"]],
-                "claims": [f"results/claims/{paper}.json" for paper in CLAIM_PAPERS],
+                "stats": [f"{results}/datasets/{d}.json" for d in raw["datasets"]],
+                "claims": [f"{results}/claims/{paper}.json" for paper in CLAIM_PAPERS],
             },
             report,
         )
@@ -650,8 +684,9 @@ class Plan:
         return set(self.params.group_pairs())
 
     def _eval_path(self, model: str, attack: str) -> str:
+        results = self.results
         folder = "evals" if (model, attack) in self._groups else "matrix"
-        return f"results/{folder}/{model}/{attack}.json"
+        return f"{results}/{folder}/{model}/{attack}.json"
 
     # -- what a change reruns ------------------------------------------------------------------
     def fingerprints(self, root: Path = REPO) -> dict[str, tuple[str, ...]]:
@@ -719,9 +754,11 @@ def reruns(before: Plan, after: Plan, root_before: Path = REPO, root_after: Path
 HEADER = """\
 # Written by `uv run python -m workflow.plan` from params.yaml (scale: {scale}); do not edit:
 # change params.yaml (or the plan, workflow/plan.py) and run the generator again. The same plan
-# gives Snakemake its jobs (Snakefile). One stage per job; each job's parameters are its job
-# file (workflow/jobs/{scale}/<stage>.json) and its code's digest (workflow/jobs/{scale}/code/), both
-# deps, so a change reruns exactly the jobs reading it (after the `plan` stage rewrote them).
+# gives Snakemake its jobs (Snakefile). One stage per job, named `{scale}-<job>`, writing under
+# results/{scale}/ and data/{scale}/; each job's parameters are its job file
+# (workflow/jobs/{scale}/<job>.json) and its code's digest (workflow/jobs/{scale}/code/), both deps,
+# so a change reruns exactly the jobs reading it (after the `{scale}-plan` stage rewrote them).
+# Another scale: set `scale:` in params.yaml and run the generator; dvc.lock keeps both.
 """
 
 
@@ -740,14 +777,28 @@ def dvc_stage(job: Job) -> dict[str, Any]:
 
 # `dvc plots show`: the dual-perturbation sweeps (accuracy % of Clean, AT-PGD, AT-Dual against the
 # swept eps or λ; one CSV per dataset and sweep, written by the dual_table stage).
-DVC_PLOTS = [{"results/plots/dual_perturbation": {"x": "x", "y": ["clean", "at_pgd", "at_dual"]}}]
+def dvc_plots(plan: Plan) -> list[dict[str, Any]]:
+    return [{plan.template("dual_table", "plots"): {"x": "x", "y": ["clean", "at_pgd", "at_dual"]}}]
 
 
 # DVC's first stage rewrites the job files from params.yaml and the code digests from the code
 # (Snakemake does both when it starts), so that `dvc repro` and `dvc exp run -S key=value` after
 # an edit rerun exactly the jobs whose files changed. `dvc status` before it runs shows only
-# `plan` as changed. It cannot add or remove stages: for that, run the generator.
+# `<scale>-plan` as changed. It cannot add or remove stages: for that, run the generator.
 PLAN_STAGE = "plan"
+
+
+def dvc_stage_name(scale: str, job: str) -> str:
+    """A job's DVC stage name. The scale is part of it because dvc.lock keeps one entry per
+    stage name: with the scale in the name, a run at another scale (dvc.yaml regenerated after
+    `scale:` changed) records its own entries and leaves the other scale's in place, so
+    switching back reruns nothing."""
+    return f"{scale}-{job}"
+
+
+def job_of_stage(stage: str) -> str:
+    """The plan's job name (or ``plan``) of a DVC stage name (:func:`dvc_stage_name`)."""
+    return stage.split("-", 1)[1]
 
 
 def plan_stage(plan: Plan) -> dict[str, Any]:
@@ -763,11 +814,14 @@ def plan_stage(plan: Plan) -> dict[str, Any]:
 
 
 def render_dvc_yaml(plan: Plan) -> str:
-    stages = {PLAN_STAGE: plan_stage(plan), **{job.name: dvc_stage(job) for job in plan.jobs}}
+    stages = {
+        dvc_stage_name(plan.scale, PLAN_STAGE): plan_stage(plan),
+        **{dvc_stage_name(plan.scale, job.name): dvc_stage(job) for job in plan.jobs},
+    }
     # libyaml's emitter where PyYAML has it: Snakemake renders this at every start to warn when
     # the committed file is stale (1.2 s with the pure-Python emitter for ~500 stages).
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    body = yaml.dump({"stages": stages, "plots": DVC_PLOTS}, Dumper=dumper, sort_keys=False, width=120)
+    body = yaml.dump({"stages": stages, "plots": dvc_plots(plan)}, Dumper=dumper, sort_keys=False, width=120)
     return HEADER.format(scale=plan.scale) + body
 
 

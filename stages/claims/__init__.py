@@ -1,6 +1,6 @@
 """The four papers' claims as records, each decided from our evaluations with its uncertainty.
 
-A table stage turns evaluations into claim records (``results/claims/<paper>.json``); the
+A table stage turns evaluations into claim records (``results/<scale>/claims/<paper>.json``); the
 tables and the full report render those records and never read verdicts back from prose.
 
 * :mod:`stages.claims.stats`: effects with confidence intervals (scipy.stats, statsmodels) and

@@ -1,6 +1,6 @@
 """From evaluation records to the numbers a claim compares.
 
-An evaluation (``results/evals/<model>/<attack>.json``) made by the current evaluate stage
+An evaluation (``results/<scale>/evals/<model>/<attack>.json``) made by the current evaluate stage
 holds ``per_image`` outcomes and losses, so two evaluations on the same images are compared
 paired. Older evaluations hold only accuracy, mean loss and the sample count; they are compared
 unpaired from those counts, and the record says so. Mixing the two in one comparison, or

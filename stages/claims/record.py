@@ -1,6 +1,6 @@
 """A claim of a paper as a record: what the paper says, what we compared, the effect with its
 interval and sample size, and the outcome. Table stages write one JSON file per paper
-(``results/claims/<paper>.json``); the tables' markdown and the full report are rendered from
+(``results/<scale>/claims/<paper>.json``); the tables' markdown and the full report are rendered from
 these records and never read back from prose.
 """
 

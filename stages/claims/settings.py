@@ -58,7 +58,7 @@ class DatasetFacts:
 
 
 def dataset_facts(datasets_dir: Path, name: str) -> DatasetFacts:
-    """From the prepare stage's ``results/datasets/<name>.json``."""
+    """From the prepare stage's ``results/<scale>/datasets/<name>.json``."""
     path = Path(datasets_dir) / f"{name}.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -116,7 +116,7 @@ def _check_dual_pair(model: ModelSpec, attack: AttackSpec) -> None:
 
 def group_pairs(params: Params) -> list[tuple[str, str]]:
     """The (model, attack) pairs the evaluation groups list, in params order. Their results
-    are in results/evals/<model>/; the robustness matrices' other cells in results/matrix/,
+    are in results/<scale>/evals/<model>/; the robustness matrices' other cells in results/<scale>/matrix/,
     so that a matrix column reruns no paper table."""
     pairs: dict[tuple[str, str], None] = {}
     for name in params.section("evaluation", "groups"):
@@ -130,7 +130,7 @@ def group_pairs(params: Params) -> list[tuple[str, str]]:
 
 
 def matrix_only_pairs(params: Params) -> list[tuple[str, str]]:
-    """The fitting robustness-matrix cells no evaluation group lists (results/matrix/)."""
+    """The fitting robustness-matrix cells no evaluation group lists (results/<scale>/matrix/)."""
     groups = set(params.group_pairs())
     return [pair for pair in params.evaluations() if pair not in groups]
 

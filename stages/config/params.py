@@ -289,11 +289,11 @@ class Params:
 
     def group_pairs(self) -> list[tuple[str, str]]:
         """The (model, attack) pairs the evaluation groups list, in params order (their results
-        in results/evals/<model>/)."""
+        in results/<scale>/evals/<model>/)."""
         return experiments.group_pairs(self)
 
     def matrix_only_pairs(self) -> list[tuple[str, str]]:
-        """The fitting robustness-matrix cells no evaluation group lists (results/matrix/)."""
+        """The fitting robustness-matrix cells no evaluation group lists (results/<scale>/matrix/)."""
         return experiments.matrix_only_pairs(self)
 
     def evaluations(self) -> list[tuple[str, str]]:

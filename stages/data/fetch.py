@@ -2,9 +2,9 @@
 
 Layout rule: ``dest`` receives exactly what ``<mirror>/<folder>/`` holds (``folder`` is
 ``DatasetSource.folder``: mnist, cifar10, gtsrb, coco), so ``fetch_dataset("mnist",
-Path("data/raw/mnist"), ...)`` yields ``data/raw/mnist/raw/train-images-idx3-ubyte.gz``. A
-download unpacks the official archives into the same layout. The readers in
-:mod:`stages.data.readers` take ``dest`` as their ``root``.
+Path("data/reduced/raw/mnist"), ...)`` yields
+``data/reduced/raw/mnist/raw/train-images-idx3-ubyte.gz``. A download unpacks the official
+archives into the same layout. The readers in :mod:`stages.data.readers` take ``dest`` as their ``root``.
 
 Verification rule for a mirror (each file, while it is copied):
 

@@ -72,7 +72,7 @@ def require_images(split: ProcessedSplit, path: str | Path, purpose: str) -> Pro
     if len(split) == 0:
         raise DataError(
             f"{path}: holds no images to {purpose}; the dataset's statistics "
-            f"(results/datasets/<dataset>.json) say what the builder dropped and why. Use a mirror "
+            f"(results/<scale>/datasets/<dataset>.json) say what the builder dropped and why. Use a mirror "
             f"with more images or other builder options in params.yaml"
         )
     return split

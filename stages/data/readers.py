@@ -1,6 +1,6 @@
 """Readers of the official raw formats, as laid out by :func:`stages.data.fetch.fetch_dataset`.
 
-Every reader takes ``root``, the dataset folder (e.g. ``data/raw/mnist``), and turns any
+Every reader takes ``root``, the dataset folder (e.g. ``data/<scale>/raw/mnist``), and turns any
 corruption into a :class:`DataError` naming the file, because a traceback from deep inside
 gzip, pickle or OpenCV does not tell a user which of thousands of files to replace.
 """

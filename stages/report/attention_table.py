@@ -4,6 +4,7 @@ ours, whether the paper's claims hold in our run, and every other attack our mod
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -126,7 +127,8 @@ def _title(dataset: str) -> str:
     return f"{dataset} ({name})" if name else dataset
 
 
-def to_markdown(table: AttentionTable, *, scale: str, level: str) -> str:
+def to_markdown(table: AttentionTable, *, scale: str, level: str, claims_path: Path) -> str:
+    """The table's markdown; ``claims_path``: the claim records the stage writes (its ``--claims``)."""
     count = "/".join(str(n) for n in table.samples) or "?"
     lines = [
         "# Attention masks: natural and PGD accuracy of models trained on X and on X_FG",
@@ -143,7 +145,7 @@ def to_markdown(table: AttentionTable, *, scale: str, level: str) -> str:
         "## Claims",
         "",
         f"Each outcome comes from a {level} interval of a difference in accuracy points "
-        "(`results/claims/attention_masks.json` holds the records). `A1`: adversarial training on X_FG "
+        f"(`{claims_path.as_posix()}` holds the records). `A1`: adversarial training on X_FG "
         "vs X; `A2`: the naturally trained models under PGD; `A3`: masking's natural-accuracy cost.",
         *claim_section_lines(table.claims),
     ]

@@ -1,4 +1,4 @@
-"""The dataset statistics table (results/tables/datasets.md) with the papers' numbers beside
+"""The dataset statistics table (results/<scale>/tables/datasets.md) with the papers' numbers beside
 ours: samples per class and split, foreground fraction, what was dropped and why, GrabCut
 fallbacks, and how well the automatic GrabCut matches ground-truth masks. For the COCO-built
 datasets also: the class lists (Table 1's, the used one, the frequency ranking), the
@@ -6,6 +6,7 @@ foreground fraction under each crop rule, and what the overlap rule blacked out.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -210,12 +211,17 @@ def _notes(stats: dict[str, Any]) -> list[str]:
     return lines
 
 
-def to_markdown(stats: dict[str, dict[str, Any]], iou: dict[str, Any] | None, *, scale: str) -> str:
+def to_markdown(
+    stats: dict[str, dict[str, Any]], iou: dict[str, Any] | None, *, scale: str, fetch_reports: Path
+) -> str:
+    """The table's markdown; ``fetch_reports``: the folder of the fetch stage's reports (what the
+    mirror held)."""
     lines = [
         "# Datasets with foreground masks",
         "",
         f"Scale: **{scale}**. The processed datasets are built from whatever raw data the mirror "
-        "holds (a partial mirror has fewer images: see results/raw/), CIFAR-10 GrabCut keeps the "
+        f"holds (a partial mirror has fewer images: see the fetch reports, `{fetch_reports.as_posix()}/`), "
+        "CIFAR-10 GrabCut keeps the "
         "first images of each split up to its mask counts. Papers: Vaishnavi et al. (MS-COCO-IC, "
         "GTSRB-IC), the dual-perturbation paper (Segment-6), Wang et al. (CIFAR-10 GrabCut). "
         "`–`: not reported / not applicable.",

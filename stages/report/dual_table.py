@@ -489,6 +489,7 @@ def to_markdown(
     figures: list[Path],
     plots: list[Path],
     agreement: SalienceAgreement,
+    claims_path: Path,
 ) -> str:
     count = "/".join(str(n) for n in table.samples) or "?"
     lines = [
@@ -517,7 +518,7 @@ def to_markdown(
         "salience model ranks the foreground above the background (their mean FS above the foreground "
         "fraction); where it does not, the FS claims are degenerate.",
         "",
-        f"Each outcome comes from a {level} interval (`results/claims/dual_perturbation.json` holds the "
+        f"Each outcome comes from a {level} interval (`{claims_path.as_posix()}` holds the "
         "records). `D1`/`D2`: l2 dual and strong l2 PGD; `D3`/`D4`: FS over λ and its floor; `D5`: clean "
         "accuracy; `D6`/`D7`: l∞ PGD and l∞ dual (Fig. 5); `D8`: a moderate λ keeps the attack's strength.",
         *claim_section_lines(claims),
@@ -663,6 +664,7 @@ def write_dual_report(
         figures=figure_files,
         plots=list(plot_files),
         agreement=agreement,
+        claims_path=claims_path,
     )
     write_table(out, table.frame, markdown)
     return table

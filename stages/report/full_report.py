@@ -23,9 +23,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from xml.etree import ElementTree
 
 import markdown
 import yaml
+from markdown.extensions import Extension
+from markdown.treeprocessors import Treeprocessor
 
 from stages.claims.record import ClaimRecord, ClaimsFile, read_claims
 from stages.claims.render import claim_section_lines, outcome_counts, summary_table
@@ -49,6 +52,7 @@ ATX_HEADING = re.compile(r"^(#{1,6})(\s+.*|\s*)$")
 BULLET = re.compile(r"^ {0,3}[-*+]\s+(.*)$")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 TABLE_SCALE = re.compile(r"Scale:\s*\*\*(\w+)\*\*")
+PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")  # a str.format field left unfilled
 DEMOTE_BY = 2  # a table's "#" title nests under the report's "##" section as "###"
 
 
@@ -275,6 +279,20 @@ def _fence_tracker() -> Callable[[str], bool]:
     return in_code
 
 
+def unfilled_placeholders(text: str) -> list[tuple[int, str]]:
+    """Each ``{identifier}`` outside fenced code blocks, with its 1-based line number: a
+    template a stage forgot to fill (a reader cannot tell which model ``{model}`` meant).
+    Inline code counts too, since it is as much read as prose is; fenced blocks (the YAML
+    configuration, example commands) may hold braces of their own."""
+    in_code = _fence_tracker()
+    return [
+        (number, match.group(0))
+        for number, line in enumerate(text.splitlines(), 1)
+        if not in_code(line)
+        for match in PLACEHOLDER.finditer(line)
+    ]
+
+
 def demote_headings(text: str, by: int = DEMOTE_BY) -> str:
     """Every heading ``by`` levels deeper (at most level 6); setext headings become ATX ones.
     Code blocks are left alone."""
@@ -485,20 +503,29 @@ def _configuration(report: _Report) -> None:
     longest = max((len(run) for run in re.findall(r"`+", dumped)), default=0)
     fence = "`" * max(3, longest + 1)
     shown = report.shown(inputs.params_path)
-    report.add(
-        "## Configuration",
-        "",
-        '<details markdown="1">',
-        f"<summary>params.yaml at scale {inputs.scale}</summary>",
-        "",
-        f"{fence}yaml",
+    yaml_lines = [
         f"# {shown} with every scaled value resolved at scale {inputs.scale}"
         + (
             f" (its own default, `scale:` below, is {own})"
             if (own := inputs.params.get("scale")) not in (None, inputs.scale)
             else ""
         ),
-        dumped.rstrip("\n"),
+        *dumped.rstrip("\n").splitlines(),
+    ]
+    # The configuration is the provenance of every number above, so all of it is here; but at
+    # some 1,500 lines it would bury the report, so it is folded, its size on the fold.
+    # markdown="1" lets Python-Markdown render the fence inside the HTML block; the blank line
+    # after <summary> ends GitHub's HTML block so that GitHub renders the fence too. GitHub
+    # leaves markdown inside <summary> as typed, hence <code> rather than backticks.
+    report.add(
+        "## Configuration",
+        "",
+        '<details markdown="1">',
+        f"<summary><code>{html.escape(shown)}</code> resolved at scale {inputs.scale}: "
+        f"{len(yaml_lines):,} lines of YAML (click to expand)</summary>",
+        "",
+        f"{fence}yaml",
+        *yaml_lines,
         fence,
         "",
         "</details>",
@@ -549,7 +576,8 @@ CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; line-height: 1.5; color: #222;
        max-width: 1200px; margin: 0 auto; padding: 1rem 2rem; }
 nav.toc { border: 1px solid #ddd; background: #fafafa; padding: 0.5rem 1rem; margin: 1rem 0; }
-table { border-collapse: collapse; margin: 1rem 0; display: block; overflow-x: auto; font-size: 0.9rem; }
+.table-scroll { overflow-x: auto; margin: 1rem 0; }
+table { border-collapse: collapse; font-size: 0.9rem; }
 th, td { border: 1px solid #bbb; padding: 0.25rem 0.5rem; }
 th { background: #f0f0f0; }
 tbody tr:nth-child(even) { background: #fafafa; }
@@ -562,10 +590,36 @@ details summary { cursor: pointer; font-weight: 600; }
 """.strip()
 
 
+TABLE_SCROLL_CLASS = "table-scroll"
+
+
+class _WrapTables(Treeprocessor):
+    def run(self, root: ElementTree.Element) -> None:
+        for parent in list(root.iter()):
+            for index, child in enumerate(list(parent)):
+                if child.tag == "table":
+                    wrapper = ElementTree.Element("div", {"class": TABLE_SCROLL_CLASS})
+                    parent.remove(child)
+                    wrapper.append(child)
+                    parent.insert(index, wrapper)
+
+
+class _ScrollingTables(Extension):
+    """Each table in a box of its own that scrolls sideways: the matrices run to twenty columns,
+    and one table wider than the window would otherwise widen the whole page. (A table made
+    display:block would scroll too, but browsers then drop its table semantics for screen
+    readers.)"""
+
+    def extendMarkdown(self, md: markdown.Markdown) -> None:
+        # Priority 15: after the inline processor (20), which may still rebuild elements, and
+        # before prettify (10), so that the wrappers are laid out like every other block.
+        md.treeprocessors.register(_WrapTables(md), "scrolling_tables", 15)
+
+
 def render_html(markdown_text: str, title: str) -> str:
     """A standalone HTML5 page of the markdown, with a contents list of its sections."""
     converter = markdown.Markdown(
-        extensions=["tables", "fenced_code", "toc", "md_in_html"],
+        extensions=["tables", "fenced_code", "toc", "md_in_html", _ScrollingTables()],
         extension_configs={"toc": {"toc_depth": "2-2"}},
     )
     body = converter.convert(markdown_text)

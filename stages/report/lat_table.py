@@ -4,6 +4,7 @@ whether the paper's two claims hold in our run."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -81,7 +82,8 @@ def build_lat_table(
     return LatTable(frame=pd.DataFrame(table), claims=claims)
 
 
-def to_markdown(table: LatTable, *, scale: str, level: str) -> str:
+def to_markdown(table: LatTable, *, scale: str, level: str, claims_path: Path) -> str:
+    """The table's markdown; ``claims_path``: the claim records the stage writes (its ``--claims``)."""
     lines = [
         "# LAT: cross-entropy loss under natural, standard-attack and background-attack inputs",
         "",
@@ -101,14 +103,14 @@ def to_markdown(table: LatTable, *, scale: str, level: str) -> str:
     lines += [
         "## Claims",
         "",
-        f"Each claim's outcome comes from a {level} interval (`results/claims/lat.json` holds the "
+        f"Each claim's outcome comes from a {level} interval (`{claims_path.as_posix()}` holds the "
         "records). `L1`: LAT beats the natural model; `L2`: standard AT's trade-off; `L3`: the white-box "
         "background attack. Rows marked *ours* are our extensions (params `tables.lat.extensions`), not the "
         "paper's experiment.",
         "",
         "The paper's CIFAR-10 budget, eps 0.3 (§5), is about ten times the usual 8/255; a model PGD-trained "
         "at it can end as a constant predictor (loss ln 10 on every input), and a constant predictor "
-        "reproduces the paper's own \"88.9% more natural loss, 95.7% less adversarial loss\" without "
+        'reproduces the paper\'s own "88.9% more natural loss, 95.7% less adversarial loss" without '
         "learning anything. A claim resting on such a model is `degenerate`, not evidence either way; "
         "our extension at eps 8/255 tests the same claims where adversarial training does learn.",
         *claim_section_lines(table.claims),

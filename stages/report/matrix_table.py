@@ -34,10 +34,6 @@ NOT_APPLICABLE = "n/a"
 # A reference lowering our PGD number by more than this many points means our PGD missed
 # adversarial examples the ensemble found: the PGD cell is an upper bound, not a measurement.
 GAP_THRESHOLD_POINTS = 2.0
-# Where the plan writes a pair's evaluation (workflow/plan.py,
-# Plan._eval_path): a group's pair under results/evals, a matrix-only cell under results/matrix.
-EVALS_TARGET = "results/evals"
-MATRIX_TARGET = "results/matrix"
 MINUS = "\u2212"
 
 Role = Literal["attack", "reference"]
@@ -65,7 +61,7 @@ class Run:
 
     model: str  # the base model or one of its replicas (<model>_seed<N>)
     seed: int
-    target: str  # the Snakemake target that makes its evaluation
+    target: str  # the Snakemake target that makes its evaluation (its file under the folder read)
     result: dict[str, Any] | None  # the evaluation JSON; None when missing or not fitting
 
     @property
@@ -277,16 +273,23 @@ def _columns_of(matrix: RobustnessMatrix) -> list[tuple[str, str, Role]]:
     return out
 
 
-def _runs(
-    params: Params, model: str, attack: str, folder: Path, target_root: str, read: bool
-) -> tuple[Run, ...]:
-    """The base model's run and each replica's, all in the base model's folder kind; their
-    evaluations are read only when ``read`` (the pair fits)."""
+def snakemake_command(params: Params, target: Path | str) -> str:
+    """The command that makes ``target`` at the report's scale. The scale is always named:
+    Snakemake runs at params.yaml's own scale otherwise, which has no rule for another scale's
+    files (results/<scale>/...)."""
+    target = target.as_posix() if isinstance(target, Path) else target
+    return f"uv run snakemake {target} --config scale={params.scale}"
+
+
+def _runs(params: Params, model: str, attack: str, folder: Path, read: bool) -> tuple[Run, ...]:
+    """The base model's run and each replica's, all in the base model's folder (the plan's
+    evaluation folder or matrix folder, as given to the stage); their evaluations are read only
+    when ``read`` (the pair fits)."""
     return tuple(
         Run(
             name,
             params.model_seed(name),
-            f"{target_root}/{name}/{attack}.json",
+            eval_path(folder, name, attack).as_posix(),
             read_optional_eval(folder, name, attack) if read else None,
         )
         for name in (model, *params.replicas(model))
@@ -304,8 +307,7 @@ def collect_cells(
             # A replica's evaluation goes where its base model's does (workflow/plan.py).
             in_group = (model, attack) in groups
             folder = evals_dir if in_group else matrix_dir
-            target_root = EVALS_TARGET if in_group else MATRIX_TARGET
-            runs = _runs(params, model, attack, folder, target_root, read=cell.fits)
+            runs = _runs(params, model, attack, folder, read=cell.fits)
             cells.append(CellResult(matrix.dataset, model, attack, column, role, cell.reason, runs))
     return cells
 
@@ -319,7 +321,7 @@ def _clean_accuracies(
         return cell.accuracies
     # Not a column of this matrix: a group may still have evaluated it.
     if (model, CLEAN_ATTACK) in set(params.group_pairs()):
-        runs = _runs(params, model, CLEAN_ATTACK, evals_dir, EVALS_TARGET, read=True)
+        runs = _runs(params, model, CLEAN_ATTACK, evals_dir, read=True)
         return [run.accuracy for run in runs if run.accuracy is not None]
     return []
 
@@ -466,7 +468,9 @@ def _dataset_section(
     # A replica's missing evaluation is listed like any other (its cell shows the others' mean).
     missing = [(run, c.attack) for c in _unique(cells) for run in c.missing_runs]
     lines.append("Missing:" + ("" if missing else " none."))
-    lines += [f"- `{run.model}` × `{attack}`: `uv run snakemake {run.target}`" for run, attack in missing]
+    lines += [
+        f"- `{run.model}` × `{attack}`: `{snakemake_command(params, run.target)}`" for run, attack in missing
+    ]
     lines.append("")
     return lines
 
@@ -567,7 +571,13 @@ def _gap_names(gaps: list[Gap]) -> str:
     return ", ".join(g.where for g in gaps)
 
 
-def _intro(params: Params) -> list[str]:
+def _intro(params: Params, out: Path | None) -> list[str]:
+    # The report's own target depends on every fitting cell: making it makes them all.
+    everything = (
+        f"`{snakemake_command(params, out.with_suffix('.md'))}` makes them all"
+        if out is not None
+        else "making this report with Snakemake makes them all"
+    )
     return [
         "# Robustness matrices",
         "",
@@ -581,8 +591,7 @@ def _intro(params: Params) -> list[str]:
         "column with a reference is followed by `<attack> AutoAttack`: the AutoAttack ensemble at the "
         "same norm and eps, with its gap to our PGD in parentheses (AutoAttack − PGD, in points). "
         f"`{NOT_APPLICABLE}`: the pair does not fit (the reason is listed below the table); "
-        f"`{MISSING}`: not evaluated yet (listed with the command that makes it; "
-        "`uv run snakemake results/tables/robustness_matrix.md` makes them all).",
+        f"`{MISSING}`: not evaluated yet (listed with the command that makes it; {everything}).",
         "",
     ]
 
@@ -635,11 +644,15 @@ def _metrics(params: Params, cells: list[CellResult], gaps: list[Gap]) -> dict[s
     return metrics
 
 
-def build_matrix_report(params: Params, evals_dir: Path, matrix_dir: Path | None = None) -> MatrixReport:
+def build_matrix_report(
+    params: Params, evals_dir: Path, matrix_dir: Path | None = None, *, out: Path | None = None
+) -> MatrixReport:
     """The report of every robustness matrix of ``params``. A group's pair is read from
-    ``evals_dir``, a matrix-only cell from ``matrix_dir`` (by default ``evals_dir`` too)."""
+    ``evals_dir``, a matrix-only cell from ``matrix_dir`` (by default ``evals_dir`` too); a
+    missing cell's command names its file there. ``out``: where the report goes (the stage's
+    ``--out``, without suffix), for the command that makes every cell."""
     matrix_dir = evals_dir if matrix_dir is None else matrix_dir
-    lines = _intro(params)
+    lines = _intro(params, out)
     all_cells: list[CellResult] = []
     for matrix in params.robustness_matrices():
         cells = collect_cells(params, matrix, evals_dir, matrix_dir)

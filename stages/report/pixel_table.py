@@ -850,12 +850,14 @@ def _drops_frame(table: PixelTable, k: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def claim_section(table: PixelTable, claims: Sequence[ClaimRecord], level: str) -> list[str]:
+def claim_section(
+    table: PixelTable, claims: Sequence[ClaimRecord], level: str, claims_path: Path
+) -> list[str]:
     k = min(table.pixels) if table.pixels else PAPER_GENERATION_PIXELS
     return [
         "## The paper's claims and our verdicts",
         "",
-        f"Each outcome comes from a {level} interval (`results/claims/pixel_space.json` holds the records). "
+        f"Each outcome comes from a {level} interval (`{claims_path.as_posix()}` holds the records). "
         "Every region of a model attacks the same images, so regions are compared paired over images, and a "
         "model's verdict pools its pixel counts per image (each image's mean outcome over k) rather than "
         "turning on one cell. `P1`: background vs foreground success (`P1.below`: background below "
@@ -946,8 +948,15 @@ def searches_section(table: PixelTable) -> list[str]:
 
 
 def to_markdown(
-    table: PixelTable, claims: Sequence[ClaimRecord], *, scale: str, level: str, figures: Sequence[Path]
+    table: PixelTable,
+    claims: Sequence[ClaimRecord],
+    *,
+    scale: str,
+    level: str,
+    figures: Sequence[Path],
+    claims_path: Path,
 ) -> str:
+    """The report's markdown; ``claims_path``: the claim records the stage writes (its ``--claims``)."""
     sizes = sample_sizes(table)
     dataset = DATASET_TITLES.get(table.dataset, table.dataset)
     columns = "; ".join(f"{p.column}: `{p.attack}`" for p in table.inputs)
@@ -992,7 +1001,7 @@ def to_markdown(
         text_table(table_iv(table)),
         "",
         *searches_section(table),
-        *claim_section(table, claims, level),
+        *claim_section(table, claims, level, claims_path),
         "## Figures",
         "",
         sizes,
@@ -1350,5 +1359,7 @@ def write_pixel_report(
     claims = pixel_space_claims(table, evals_dir, settings)
     figures = save_figures(table, figures_dir)
     write_claims(claims_path, ClaimsFile(PAPER_KEY, PAPER_TITLE, scale, tuple(claims)))
-    markdown = to_markdown(table, claims, scale=scale, level=settings.level, figures=figures)
+    markdown = to_markdown(
+        table, claims, scale=scale, level=settings.level, figures=figures, claims_path=claims_path
+    )
     write_table(out, table.csv_frame, markdown)

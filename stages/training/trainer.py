@@ -261,8 +261,10 @@ def train(
 
 def _read_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
     """The resume state at ``path``, or None. A checkpoint is only a cache of a run in progress:
-    one that cannot be read (a truncated copy, a disk error) is reported, naming the file, and
-    training starts from the beginning instead of stopping."""
+    one that cannot be read (a truncated copy, a disk error) is reported, naming the file, set
+    aside as ``<name>.unreadable`` (for a post-mortem; never silently deleted), and training
+    starts from the beginning instead of stopping: the checkpoint is the run's only one, so
+    there is no earlier good one to fall back to."""
     if not path.is_file():
         return None
     try:
@@ -270,7 +272,14 @@ def _read_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
         if not isinstance(state, dict) or not {"model", "optimizer", "history", "epoch"} <= set(state):
             raise ValueError("not a training checkpoint of this pipeline")
     except Exception as exc:  # torch raises many types for a damaged zip or pickle
-        log.warning("%s: unreadable checkpoint (%s); training from the start instead", path, exc)
+        aside = path.with_name(path.name + ".unreadable")
+        path.replace(aside)
+        log.warning(
+            "%s: unreadable checkpoint (%s); set aside as %s, training from the start instead",
+            path,
+            exc,
+            aside,
+        )
         return None
     return state
 

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import torch
 from torch import nn
 
+from stages.utils.errors import ConfigError
+
 if TYPE_CHECKING:
     from stages.config import AttackSpec
     from stages.data.processed import ProcessedSplit
@@ -123,3 +125,22 @@ class AttackKind(ABC):
             model_input=model_input,
             progress=progress,
         )
+
+
+def check_l2_budgets(spec: AttackSpec, x: torch.Tensor) -> None:
+    """Stop an l2 attack whose budget exceeds sqrt(C*H*W), the largest l2 distance between two
+    images in [0, 1] of the batch's shape: such an attack is unbounded, almost surely a budget
+    meant per pixel or for another image size. Checked here, where the shape is known (the
+    l_inf counterpart, a budget above 1, is checked with params.yaml)."""
+    if spec.norm != "l2":
+        return
+    diameter = float(x[0].numel()) ** 0.5
+    for key in ("eps", "eps_foreground", "eps_background"):
+        eps = getattr(spec, key)
+        if eps > diameter:
+            raise ConfigError(
+                f"attacks.{spec.name}.{key}: an l2 budget of {eps:g} exceeds {diameter:.2f}, the "
+                f"largest l2 distance between two images of shape {tuple(x.shape[1:])} in [0, 1], "
+                f"so the attack is unbounded; an l2 budget is the norm over all pixels and "
+                f"channels together (e.g. 0.5 for CIFAR-10, 2 for MNIST): lower it"
+            )

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from stages.attacks.dual import dual_pgd
-from stages.attacks.kinds.base import AttackKind
+from stages.attacks.kinds.base import AttackKind, check_l2_budgets
 from stages.attacks.spec import dual_foreground, salience_model
 from stages.config import AttackSpec
 from stages.saliency import foreground_score
@@ -38,6 +38,7 @@ class Dual(AttackKind):
     ) -> torch.Tensor:
         if model_input == "foreground":
             raise DataError(f"{spec.name}: a dual attack needs a model that sees the background")
+        check_l2_budgets(spec, x)
         salience = salience_model(spec, x.device)
         assert spec.norm is not None
         return dual_pgd(

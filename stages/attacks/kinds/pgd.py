@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stages.attacks.kinds.base import AttackKind
+from stages.attacks.kinds.base import AttackKind, check_l2_budgets
 from stages.attacks.pgd import localized_pgd
 from stages.attacks.spec import attack_region
 from stages.config import AttackSpec
@@ -32,6 +32,7 @@ class Pgd(AttackKind):
         *,
         model_input: str = "natural",
     ) -> torch.Tensor:
+        check_l2_budgets(spec, x)
         region = attack_region(spec, x.shape, masks, box_fraction, model_input, x.device)
         assert spec.norm is not None
         return localized_pgd(
