@@ -50,3 +50,24 @@ def test_a_full_disk_names_the_file_and_keeps_the_old_version(tmp_path: Path) ->
             raise OSError(errno.ENOSPC, "No space left on device")
     assert dest.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_a_full_disk_under_torch_save_names_the_model_file_and_keeps_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.save writing to a file turns ENOSPC into a RuntimeError naming nothing; a model
+    file must get the same message as any other artifact."""
+    dest = tmp_path / "model.pt"
+    save_torch(dest, {"w": torch.ones(3)})
+    old = dest.read_bytes()
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("stages.utils.io.os.fsync", no_space)
+    with pytest.raises(
+        DataError, match=r"model\.pt: cannot be written, No space left on device \(the previous"
+    ):
+        save_torch(dest, {"w": torch.zeros(3)})
+    assert dest.read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]

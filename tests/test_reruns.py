@@ -158,7 +158,8 @@ def test_a_failed_rerun_loses_nothing_that_dvc_and_git_cannot_restore(finished: 
     them, the cached ones with `dvc checkout`, the committed small ones with `git checkout`."""
     project = copy_of(finished, tmp_path)
     damaged = tmp_path / "mirror"
-    shutil.copytree(Path(load_yaml(project / "params.yaml")["raw"]["mirror"]), damaged)
+    mirror = Path(load_yaml(project / "params.yaml")["raw"]["mirror"])
+    shutil.copytree(mirror, damaged)
     victim = sorted(p for p in (damaged / "mnist").rglob("*") if p.is_file())[0]
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -174,10 +175,16 @@ def test_a_failed_rerun_loses_nothing_that_dvc_and_git_cannot_restore(finished: 
     assert victim.name in (project / "logs/tiny/fetch_raw/mnist.log").read_text()
     assert not (project / raw).exists() and not (project / report).exists()
 
+    edit_params(project, **{"raw.mirror": str(mirror)})  # the input fixed
     run(["dvc", "checkout", raw], project)
     run(["git", "checkout", "--", report], project)
     assert _files(project / raw) == _files(finished / raw)
     assert (project / report).read_bytes() == (finished / report).read_bytes()
+    assert dvc_changed(project) == set()
+    # Snakemake recorded the failed job's command: told that the restored files are current
+    # (as after a `dvc pull`), it has nothing to do.
+    run(["snakemake", *TINY_PROFILE, "--touch", report], project)
+    assert planned_outputs(project) == set()
 
 
 # --- interrupted training ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import tempfile
@@ -85,5 +86,10 @@ def save_torch(dest: str | os.PathLike[str], obj: Any) -> None:
     downstream; saved to an open file, the record name is fixed."""
     import torch  # only the stages that save models pay for it
 
+    # Serialised in memory first: writing its zip archive straight to a file, torch turns a full
+    # disk's OSError into a RuntimeError naming no file; written here, the disk's error is
+    # atomic_path's to report.
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_open(dest, "wb") as fh:
-        torch.save(obj, fh)
+        fh.write(buffer.getbuffer())

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from stages.attacks.autoattack import autoattack
-from stages.attacks.kinds.base import AttackKind
+from stages.attacks.kinds.base import AttackKind, check_l2_budgets
 from stages.attacks.spec import autoattack_config
 from stages.config import AttackSpec
 from stages.utils.errors import DataError
@@ -31,6 +31,7 @@ class AutoAttack(AttackKind):
     ) -> torch.Tensor:
         if model_input == "foreground":
             raise DataError(f"{spec.name}: AutoAttack changes every pixel; this model sees only x∘F")
+        check_l2_budgets(spec, x)
         with torch.no_grad():
             num_classes = int(model(x[:1]).shape[1])
         # A seed per batch from the evaluation's generator: reruns give the same examples.
