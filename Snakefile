@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
-from stages.config import load_yaml  # noqa: E402
+from stages.config import load_yaml, resolve_tree  # noqa: E402
 from stages.utils.errors import ConfigError  # noqa: E402
 from workflow.plan import (  # noqa: E402
     BENCHMARKS_DIR,
@@ -96,11 +96,11 @@ def _per_job_path(rule, folder, suffix):
 
 
 def _resources(rule):
-    """What a train or evaluate job asks the scheduler for (params.yaml `resources`)."""
-    if rule.resources is None:
-        return {}
-    wanted = config.get("resources", {}).get(rule.resources, {})
-    return {"mem_mb": wanted.get("mem_mb", 8000 if rule.name == "train" else 4000), "gpu": wanted.get("gpu", 0)}
+    """What the rule's jobs ask a scheduler for at the plan's scale (params.yaml `resources`:
+    the rule's own entry, else `default`); only train and evaluate jobs ask for a GPU."""
+    declared = resolve_tree(PLAN.raw.get("resources", {}), PLAN.scale)
+    wanted = declared.get(rule.resources or "default", declared.get("default", {}))
+    return {key: wanted[key] for key in ("mem_mb", "runtime", "gpu") if key in wanted}
 
 
 rule all:

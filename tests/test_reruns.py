@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stages.config import Params, load_yaml
+from stages.config import Params, load_yaml, resolve_tree
 from tests.dag_tools import (
     TINY_PROFILE,
     copy_of,
@@ -338,13 +338,16 @@ def test_the_slurm_profile_sends_training_and_attacks_to_gpu_nodes(
     project = make_project(tmp_path / "project", synthetic_mirror, micro=True)
     jobs = snakemake_jobs(project, "--profile", "workflow/profiles/slurm", "--forceall")
     assert len(jobs) == len(snakemake_jobs(project, *TINY_PROFILE, "--forceall"))
-    declared = Params.load(project / "params.yaml").raw["resources"]
+    # Memory and wall time per rule at the run's scale, from params.yaml (workflow.resources).
+    declared = resolve_tree(Params.load(project / "params.yaml").raw["resources"], "tiny")
     for job in jobs:
         kind = "evaluate" if job.rule.startswith("evaluate") else job.rule
         if kind in ("train", "evaluate"):
             assert job.resources["slurm_partition"] == "gpu", job
             assert int(job.resources["gpu"]) == declared[kind]["gpu"]
-            assert int(job.resources["mem_mb"]) == declared[kind]["mem_mb"]
         else:
+            kind = "default"
             assert job.resources["slurm_partition"] == "cpu", job
             assert "gpu" not in job.resources
+        assert int(job.resources["mem_mb"]) == declared[kind]["mem_mb"], job
+        assert int(job.resources["runtime"]) == declared[kind]["runtime"], job
