@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from stages.attacks.differential_evolution import DEForward
 from stages.data.processed import load_split, require_images
 from stages.evaluation.robustness import evaluate
 from stages.models.checkpoint import load_trained
@@ -44,7 +45,7 @@ def main(args: argparse.Namespace) -> None:
         device=device,
         model_input=spec.input,
         progress=not args.no_progress,
-        de_forward_batch=params.de_forward_batch(device.type),
+        de_forward=DEForward(**params.de_forward(device.type)),
     )
     out = Path(args.out)
     write_json(out, {"model": spec.name, "dataset": dataset.name, "scale": params.scale, **metrics})

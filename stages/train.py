@@ -4,7 +4,8 @@
         --out results/reduced/models/mnist_lat
 
 Writes ``model.pt`` (weights and what is needed to rebuild the model), ``metrics.json``
-(deterministic) and ``throughput.json`` (timings). Resumes from
+(deterministic; with the precision and memory format it trained in, params.yaml's
+``precision`` for the device) and ``throughput.json`` (timings). Resumes from
 ``<checkpoint-dir>/<model>.pt`` after an interruption (the plan passes
 ``--checkpoint-dir results/<scale>/checkpoints``).
 """
@@ -43,7 +44,15 @@ def main(args: argparse.Namespace) -> None:
     device = select_device(params.device)
     seed = params.model_seed(spec.name)  # a replica (models.<m>_seed<N>) trains with its own
     seed_everything(seed)
-    log.info("%s: %d training images on %s, scale %s", spec.name, len(split), device, params.scale)
+    precision = params.training_precision(spec.name, device.type)
+    log.info(
+        "%s: %d training images on %s, scale %s, %s",
+        spec.name,
+        len(split),
+        device,
+        params.scale,
+        precision,
+    )
     outcome = train(
         spec,
         split,
@@ -52,6 +61,7 @@ def main(args: argparse.Namespace) -> None:
         device=device,
         checkpoint=Path(args.checkpoint_dir) / f"{spec.name}.pt",
         progress=not args.no_progress,
+        precision=precision,
     )
     out = Path(args.out)
     save_torch(
@@ -59,7 +69,8 @@ def main(args: argparse.Namespace) -> None:
         {
             "arch": arch_record(spec.arch),
             "input": spec.input,
-            "state_dict": {k: v.cpu() for k, v in outcome.model.state_dict().items()},
+            # In torch's default layout whatever the training's memory_format (the same values).
+            "state_dict": {k: v.cpu().contiguous() for k, v in outcome.model.state_dict().items()},
             "input_shape": list(split.images.shape[1:]),
             "num_classes": int(split.meta.get("num_classes", int(split.labels.max()) + 1)),
             "spec_digest": digest(spec),

@@ -155,7 +155,7 @@ def test_a_toy_kind_with_its_own_evaluation_is_asked_for_it(toy_kinds) -> None:
         nn.Identity(), _split(), spec, box_fraction=0.5, batch_size=4, seed=3, device=torch.device("cpu")
     )
     assert metrics["attack"] == "ask" and metrics["samples"] == 6
-    assert metrics["settings"]["seed"] == 3 and metrics["settings"]["forward_batch"] is None
+    assert metrics["settings"]["seed"] == 3 and metrics["settings"]["de_forward"] is None
 
 
 def _model_spec(attack: AttackSpec) -> ModelSpec:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.attacks.differential_evolution import DEConfig
+from stages.attacks.differential_evolution import DEConfig, DEForward
 from stages.attacks.spec import de_config
 from stages.config import Params, resolve_tree
 from stages.utils.errors import ConfigError
@@ -58,9 +58,14 @@ def test_the_committed_params_are_valid_at_every_scale() -> None:
         ("models.mnist_lat.colour", "red", r"models\.mnist_lat: .*'colour' was unexpected"),
         ("attacks.lat_background.region", "corner", r"attacks\.lat_background\.region: 'corner'"),
         (
-            "evaluation.de_forward_batch",
-            {"cpu": 0, "cuda": 4096},
-            r"evaluation\.de_forward_batch\.cpu: 0 is less than the minimum",
+            "evaluation.de_forward",
+            {"cpu": {"batch": 0, "precision": "fp32", "memory_format": "contiguous"}, "cuda": {}},
+            r"evaluation\.de_forward\.cpu\.batch: 0 is less than the minimum",
+        ),
+        (
+            "evaluation.de_forward.cpu.precision",
+            "fp64",
+            r"evaluation\.de_forward\.cpu\.precision: 'fp64' is not one of \['fp32', 'bf16', 'fp16'\]",
         ),
     ],
 )
@@ -121,15 +126,19 @@ def test_cross_references_are_checked(key: str, value: object, expected: str) ->
         Params(params_with(**{key: value}))
 
 
-def test_de_forward_batch_is_per_device_and_reaches_the_de_config() -> None:
+def test_de_forward_is_per_device_and_reaches_the_de_config() -> None:
     params = Params(PARAMS)
-    by_device = PARAMS["evaluation"]["de_forward_batch"]
-    assert params.de_forward_batch("cpu") == by_device["cpu"]
-    assert params.de_forward_batch("cuda") == by_device["cuda"]
-    assert params.de_forward_batch("mps") is None  # not listed: the attack's own default
+    by_device = PARAMS["evaluation"]["de_forward"]
+    assert params.de_forward("cpu") == by_device["cpu"]
+    assert params.de_forward("cuda") == by_device["cuda"]
+    assert params.de_forward("mps") == {}  # not listed: the attack's own defaults
     attack = params.attack(next(name for name, a in PARAMS["attacks"].items() if a["kind"] == "de"))
-    assert de_config(attack, max_batch=by_device["cpu"]).max_batch == by_device["cpu"]
+    forward = DEForward(batch=7, precision="bf16", memory_format="channels_last")
+    config = de_config(attack, forward=forward)
+    assert (config.max_batch, config.precision, config.memory_format) == (7, "bf16", "channels_last")
+    assert de_config(attack) == de_config(attack, forward=DEForward())
     assert de_config(attack).max_batch == DEConfig().max_batch
+    assert DEForward(**params.de_forward("cpu")).apply(DEConfig()).max_batch == by_device["cpu"]["batch"]
 
 
 def test_scaled_values_resolve_per_scale() -> None:

@@ -45,7 +45,9 @@ class Linear(nn.Module):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
         super().__init__()
         self.weight = weight
-        self.bias = torch.zeros(weight.shape[0], dtype=weight.dtype) if bias is None else bias
+        self.bias = (
+            torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device) if bias is None else bias
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(1).to(self.weight.dtype) @ self.weight.T + self.bias
@@ -124,7 +126,7 @@ def test_every_candidate_changes_exactly_k_pixels_all_inside_the_region(linear, 
     spy = Recorder(linear, x, region, k)
     cfg = replace(SMALL, pixels=k, max_batch=50)  # several chunks per generation
     res = differential_evolution_attack(spy, x, y, region, cfg, generator=_gen(2))
-    assert spy.seen == int(res.queries.sum())
+    assert spy.seen == int(res.forwards.sum()) and bool((res.forwards <= res.queries).all())
     changed = _changed(x, res.adversarial)
     assert bool((changed.flatten(1).sum(1) == k).all())
     assert not bool((changed & ~region[:, 0]).any())
@@ -372,9 +374,10 @@ def test_composite_search_never_changes_a_pixel_outside_the_region(linear, batch
     x, y, region = batch
     x, y, region = x[:6], y[:6], region[:6]
     spy = CompositeRecorder(linear, x, region, k)
-    res = differential_evolution_attack(spy, x, y, region, replace(PAPER, pixels=k, max_batch=50),
-                                        generator=_gen(2))  # fmt: skip
-    assert spy.seen == int(res.queries.sum())
+    # Every candidate scored (no skipping of repeats), so forwards and queries are the same count.
+    cfg = replace(PAPER, pixels=k, max_batch=50, skip_repeats=False)
+    res = differential_evolution_attack(spy, x, y, region, cfg, generator=_gen(2))
+    assert spy.seen == int(res.queries.sum()) == int(res.forwards.sum())
     # Half the image is outside: a good share of 1-pixel candidates is the clean image itself.
     assert spy.clean == int(res.idle_queries.sum()) and (k > 1 or spy.clean > 0)
     changed = _changed(x, res.adversarial)
@@ -519,3 +522,99 @@ def test_cuda_run_keeps_every_invariant(linear, batch, search) -> None:
     assert torch.equal(gpu.success, linear(gpu.adversarial).argmax(1) != y)
     # Random streams are drawn on the CPU: the two runs agree wherever float rounding does.
     assert (gpu.pixel_coords == cpu.pixel_coords).float().mean() > 0.5
+
+
+# ---------------------------------------------------------------- speed settings keep the attack
+
+
+@pytest.mark.parametrize("search", SEARCHES)
+@pytest.mark.parametrize("k", [1, 3])
+def test_skipping_repeated_candidates_does_not_change_a_seeded_attack(linear, batch, search, k) -> None:
+    """A candidate whose image equals its parent's, or another candidate's, is not scored again;
+    the seeded attack's every output is the same, bit for bit (the float64 linear model scores an
+    image the same in any batch), with fewer forwards. Colours on 4 levels and a small region
+    make repeats frequent, and the composite search repeats the clean image."""
+    x, y, region = batch
+    cfg = replace(PAPER, pixels=k, search=search, color_levels=4, early_stop=False, max_generations=8)
+    runs = {
+        skip: differential_evolution_attack(
+            linear, x, y, region, replace(cfg, skip_repeats=skip), generator=_gen(31), record_history=True
+        )
+        for skip in (False, True)
+    }
+    _assert_same(runs[False], runs[True])
+    assert torch.equal(runs[False].history, runs[True].history)
+    assert torch.equal(runs[False].forwards, runs[False].queries)
+    assert bool((runs[True].forwards <= runs[True].queries).all())
+    if search == "composite" or k == 1:  # 3 of ~18 pixels on 4 levels rarely repeat
+        assert int(runs[True].forwards.sum()) < int(runs[True].queries.sum())
+
+
+class AutocastLiar(nn.Module):
+    """Tells every image's label honestly in fp32 and lies under autocast: there it puts all the
+    weight on class ``(true label + 1) % classes``, so every low-precision candidate "succeeds"."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x).float()
+        probe = nn.functional.linear(x.flatten(1)[:, :1].float(), torch.ones(1, 1))
+        if probe.dtype == torch.float32:
+            return logits
+        wrong = (logits.argmax(1) + 1) % logits.shape[1]
+        return nn.functional.one_hot(wrong, logits.shape[1]).float() * 50
+
+
+def test_a_low_precision_success_counts_only_if_it_holds_in_fp32(batch) -> None:
+    """Every success the bf16 search finds is scored again in fp32; here every one of them is
+    false, so the attack reports only fp32 successes, counts the rejections, and its report of
+    each image is the fp32 verdict on the returned image."""
+    x, y, region = batch
+    w = torch.randn(CLASSES, C * H * W, generator=_gen(0))
+    honest = Linear(w)
+    x32 = x.float()
+    y32 = honest(x32).argmax(1)
+    liar = AutocastLiar(honest)
+    cfg = replace(SMALL, precision="bf16", max_generations=4)
+    res = differential_evolution_attack(liar, x32, y32, region, cfg, generator=_gen(32))
+    with torch.no_grad():
+        verdict = honest(res.adversarial).argmax(1)
+    assert torch.equal(res.success, verdict != y32)
+    assert torch.equal(res.adversarial_label, verdict)
+    assert int(res.low_precision_rejections.sum()) > 0
+    # Every rejection cost one extra (fp32) forward, as did each image's final verdict.
+    assert bool((res.forwards >= res.low_precision_rejections).all())
+    fp32 = differential_evolution_attack(
+        honest, x32, y32, region, replace(cfg, precision="fp32"), generator=_gen(32)
+    )
+    assert int(fp32.low_precision_rejections.sum()) == 0
+
+
+@pytest.mark.parametrize("memory_format", ["contiguous", "channels_last"])
+def test_a_bf16_search_on_a_real_cnn_reports_only_fp32_successes(memory_format) -> None:
+    """A small CNN in bf16 autocast, channels-last or not: whatever the search visits, each
+    reported success fools the model in fp32 and each failure does not."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, CLASSES),
+    ).eval()  # fmt: skip
+    if memory_format == "channels_last":
+        net = net.to(memory_format=torch.channels_last)
+    x = torch.rand(12, C, 8, 8, generator=_gen(33))
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    cfg = DEConfig(pixels=3, population=16, max_generations=5, precision="bf16", memory_format=memory_format)
+    res = differential_evolution_attack(net, x, y, None, cfg, generator=_gen(34))
+    with torch.no_grad():
+        fooled = net(res.adversarial).argmax(1) != y
+    assert torch.equal(res.success, fooled)
+
+
+def test_unknown_precision_and_memory_format_are_named() -> None:
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        DEConfig(precision="fp8")
+    with pytest.raises(ValueError, match="unknown memory_format 'nhwc'"):
+        DEConfig(memory_format="nhwc")

@@ -140,8 +140,8 @@ def test_each_jobs_file_gives_its_stage_the_same_specs_as_the_whole_params(plan:
             assert plain(view.attack(a)) == plain(full.attack(a))
             assert plain(view.evaluation_dataset(m)) == plain(full.evaluation_dataset(m))
             assert view.eval_batch_size == full.eval_batch_size
-            assert view.de_forward_batch("cpu") == full.de_forward_batch("cpu")
-            assert view.de_forward_batch("cuda") == full.de_forward_batch("cuda")
+            assert view.de_forward("cpu") == full.de_forward("cpu")
+            assert view.de_forward("cuda") == full.de_forward("cuda")
         elif job.rule == "matrix_table":
             assert plain(view.robustness_matrices()) == plain(full.robustness_matrices())
             assert view.group_pairs() == full.group_pairs()

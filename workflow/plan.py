@@ -519,6 +519,11 @@ class Plan:
         for model in p.model_names():
             base = p.base_model(model)
             data = f"{data_dir}/processed/{raw['models'][base]['dataset']}/train.npz"
+            # How training computes (both devices: which one runs is decided at run time); the
+            # training attack's precision only where a training attack runs.
+            precision = ["precision.training"]
+            if p.model(base).adversarial:
+                precision.append("precision.training_attack")
             self._add(
                 "train",
                 {"model": model},
@@ -527,7 +532,7 @@ class Plan:
                     f"--checkpoint-dir {results}/checkpoints"
                 ),
                 {"data": [data]},
-                self._reads().model(base).key("device", "regions"),
+                self._reads().model(base).key("device", "regions", *precision),
             )
         groups = self._groups
         for model, attack in p.evaluations():
@@ -545,7 +550,7 @@ class Plan:
                 self._reads()
                 .model(base, evaluated=True)
                 .attack(attack)
-                .key("device", "regions", "evaluation.batch_size", "evaluation.de_forward_batch"),
+                .key("device", "regions", "evaluation.batch_size", "evaluation.de_forward"),
             )
         self._tables()
 

@@ -69,6 +69,14 @@ import torch
 from torch import nn
 
 from stages.utils.layouts import as_batch_masks, require_images, require_labels
+from stages.utils.precision import (
+    MemoryFormat,
+    Precision,
+    autocast,
+    check_memory_format,
+    check_precision,
+    to_memory_format,
+)
 from stages.utils.progress import progress as progress_bar
 
 Strategy = Literal["best1", "rand1"]
@@ -108,6 +116,16 @@ class DEConfig:
         color_levels: round colours to this many evenly spaced levels (256: 8-bit images, the
             paper's 0..255); None keeps them continuous.
         max_batch: most candidate images per forward pass (memory bound, not a result knob).
+        precision: the precision the search scores candidates at: ``"fp32"``, or ``"bf16"`` /
+            ``"fp16"`` (autocast; see "Speed" in the module docstring). Every candidate that
+            succeeds at low precision is scored again in fp32 and counts only if it succeeds
+            there, and the reported candidate is scored in fp32, so a reported success always
+            holds in fp32. Low precision can still change which candidates the search visits.
+        memory_format: the candidates' layout, ``"contiguous"`` or ``"channels_last"`` (the
+            caller stores the model's weights in the same layout; speed only).
+        skip_repeats: do not score a candidate whose image equals its parent's or another
+            candidate's of the same image in the same batch; it gets that image's scores
+            (speed only: the same image has the same scores).
     """
 
     pixels: int = 1
@@ -123,6 +141,9 @@ class DEConfig:
     value_range: tuple[float, float] = (0.0, 1.0)
     color_levels: int | None = 256
     max_batch: int = 4096
+    precision: Precision = "fp32"
+    memory_format: MemoryFormat = "contiguous"
+    skip_repeats: bool = True
 
     def __post_init__(self) -> None:
         if self.pixels < 1:
@@ -149,6 +170,34 @@ class DEConfig:
             raise ValueError(f"color_levels must be >= 2 or None, got {self.color_levels}")
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
+        check_precision(self.precision, "DEConfig")
+        check_memory_format(self.memory_format, "DEConfig")
+
+
+@dataclass(frozen=True)
+class DEForward:
+    """How one device scores DE candidates (params.yaml ``evaluation.de_forward.<device>``):
+    :attr:`DEConfig.max_batch` (None: DEConfig's default), :attr:`DEConfig.precision` and
+    :attr:`DEConfig.memory_format` (and :attr:`DEConfig.skip_repeats`). The caller stores the
+    model in ``memory_format`` too."""
+
+    batch: int | None = None
+    precision: Precision = "fp32"
+    memory_format: MemoryFormat = "contiguous"
+    skip_repeats: bool = True  # not in params.yaml: off only to measure what it saves
+
+    def apply(self, config: DEConfig) -> DEConfig:
+        batch = {} if self.batch is None else {"max_batch": self.batch}
+        return replace(
+            config,
+            precision=self.precision,
+            memory_format=self.memory_format,
+            skip_repeats=self.skip_repeats,
+            **batch,
+        )
+
+    def record(self) -> dict[str, object]:
+        return {"batch": self.batch, "precision": self.precision, "memory_format": self.memory_format}
 
 
 @dataclass
@@ -178,6 +227,11 @@ class DEResult:
         idle_queries: int64 (N,): model evaluations spent on candidates with no pixel in the
             region, i.e. on the clean image itself (the composite search's wasted candidates;
             always 0 for the indexed search).
+        forwards: int64 (N,): images the model was actually run on for this image: the
+            candidates scored (``queries`` less the repeats skipped, see
+            :attr:`DEConfig.skip_repeats`), plus, at low precision, the fp32 confirmations.
+        low_precision_rejections: int64 (N,): candidates that succeeded at the search's low
+            precision and failed in fp32 (always 0 for an fp32 search).
         target: int64 (N,) for targeted runs, else None.
         history: float (N, max_generations + 1) when requested: the best fitness probability
             after each generation (column 0: initial population), NaN after the image stopped.
@@ -194,6 +248,8 @@ class DEResult:
     in_region: torch.Tensor
     adversarial: torch.Tensor
     idle_queries: torch.Tensor
+    forwards: torch.Tensor
+    low_precision_rejections: torch.Tensor
     target: torch.Tensor | None = None
     history: torch.Tensor | None = None
 
@@ -266,6 +322,25 @@ class _Decoded:
     flat: torch.Tensor  # int64 (B, k): flat pixel index in H*W, distinct within a row
     values: torch.Tensor  # (B, k, C): proposed pixel values in the model's range
     inside: torch.Tensor  # bool (B, k): the pixel lies in its image's region (is written)
+
+    def rows(self, index: torch.Tensor | slice) -> _Decoded:
+        return _Decoded(self.flat[index], self.values[index], self.inside[index])
+
+    def image_keys(self, owner: torch.Tensor) -> torch.Tensor:
+        """float64 (B, 1 + k * (1 + C)): equal rows <=> equal candidate images.
+
+        A candidate image is its clean image (``owner``) with the written pixels (those inside
+        the region) set to their values, so the key is the owner followed by the written
+        pixels sorted by position, unwritten ones as position -1 with value 0. float64 holds
+        every pixel index and colour exactly.
+        """
+        flat = torch.where(self.inside, self.flat, -1)
+        order = flat.argsort(dim=1)
+        values = torch.where(self.inside.unsqueeze(2), self.values, 0).gather(
+            1, order.unsqueeze(2).expand_as(self.values)
+        )
+        parts = [owner.unsqueeze(1), flat.gather(1, order), values.flatten(1)]
+        return torch.cat([t.to(torch.float64) for t in parts], dim=1)
 
 
 def _decode(
@@ -426,6 +501,102 @@ class _Scores:
         )
 
 
+class _Scorer:
+    """Scores candidates of the images ``images`` against their ``goal`` classes, counting the
+    forward passes per image (see "Speed" in the module docstring)."""
+
+    def __init__(
+        self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, positions: _Positions, cfg: DEConfig
+    ) -> None:
+        self.model, self.images, self.goal, self.positions, self.cfg = model, images, goal, positions, cfg
+        self.forwards = torch.zeros(images.shape[0], dtype=torch.long)
+        self.rejections = torch.zeros(images.shape[0], dtype=torch.long)
+
+    def decode(self, owner: torch.Tensor, genome: torch.Tensor) -> _Decoded:
+        return _decode(genome, owner, self.positions, self.cfg, self.images.shape[1], self.images.dtype)
+
+    def score(
+        self,
+        owner: torch.Tensor,
+        genome: torch.Tensor,
+        parent_keys: torch.Tensor | None = None,
+        parent_scores: _Scores | None = None,
+    ) -> tuple[_Scores, torch.Tensor, torch.Tensor]:
+        """Scores of candidate genomes (B, D) of images ``owner`` (B,); also bool (B,): the
+        candidate has no pixel in the region (it is the clean image), and its image keys
+        (:meth:`_Decoded.image_keys`). With ``skip_repeats``, a candidate whose key equals
+        ``parent_keys`` (its parent's) takes ``parent_scores``, and equal candidates are
+        scored once."""
+        decoded = self.decode(owner, genome)
+        idle = ~decoded.inside.any(dim=1)
+        keys = decoded.image_keys(owner)
+        if not self.cfg.skip_repeats:
+            return self._forward(owner, decoded), idle, keys
+        todo = torch.ones(len(owner), dtype=torch.bool, device=owner.device)
+        if parent_keys is not None:
+            todo = ~(keys == parent_keys).all(dim=1)
+        rows = todo.nonzero().flatten()
+        unique, inverse = torch.unique(keys[rows], dim=0, return_inverse=True)
+        # The first candidate of each distinct image stands for all of them.
+        first = torch.full((len(unique),), len(owner), dtype=torch.long, device=owner.device)
+        first = first.scatter_reduce(0, inverse, rows, reduce="amin")
+        scored = self._forward(owner[first], decoded.rows(first))
+        if parent_scores is None:
+            return scored.rows(inverse), idle, keys
+        fields = []
+        for have, new in zip(parent_scores.fields(), scored.fields(), strict=True):
+            out = have.clone()
+            out[rows] = new[inverse]
+            fields.append(out)
+        return _Scores(*fields), idle, keys
+
+    def _forward(self, owner: torch.Tensor, decoded: _Decoded) -> _Scores:
+        """Run the model on every given candidate, ``max_batch`` at a time."""
+        cfg, parts = self.cfg, []
+        for start in range(0, len(owner), cfg.max_batch):
+            part = slice(start, start + cfg.max_batch)
+            batch = _apply(self.images, owner[part], decoded.rows(part))
+            parts.append(self.confirmed(batch, owner[part]))
+        return _cat(parts, len(owner), self.images.device)
+
+    def confirmed(self, batch: torch.Tensor, owner: torch.Tensor) -> _Scores:
+        """Scores of candidate images ``batch`` at the search's precision, with every success
+        scored again in fp32 and replaced by its fp32 scores (a success must hold in fp32)."""
+        scores = self.verdict(batch, owner, self.cfg.precision)
+        if self.cfg.precision != "fp32" and bool(scores.success.any()):
+            hit = scores.success.nonzero().flatten()
+            exact = self.verdict(batch[hit], owner[hit], "fp32")
+            self.rejections += torch.bincount(
+                owner[hit][~exact.success].cpu(), minlength=len(self.rejections)
+            )
+            fields = []
+            for low, full in zip(scores.fields(), exact.fields(), strict=True):
+                out = low.clone()
+                out[hit] = full.to(out.dtype)
+                fields.append(out)
+            scores = _Scores(*fields)
+        return scores
+
+    def verdict(self, batch: torch.Tensor, owner: torch.Tensor, precision: Precision) -> _Scores:
+        """The model's scores of candidate images ``batch`` of images ``owner`` at ``precision``."""
+        self.forwards += torch.bincount(owner.cpu(), minlength=len(self.forwards))
+        with torch.no_grad(), autocast(batch.device, precision):
+            logits = self.model(to_memory_format(batch, self.cfg.memory_format))
+        probs = torch.softmax(logits.float(), dim=1)
+        goal = self.goal[owner]
+        p_goal = probs.gather(1, goal.unsqueeze(1)).squeeze(1)
+        label_prob, label = probs.max(dim=1)
+        success = label == goal if self.cfg.targeted else label != goal
+        return _Scores(-p_goal if self.cfg.targeted else p_goal, label, label_prob, success)
+
+
+def _cat(parts: list[_Scores], count: int, device: torch.device) -> _Scores:
+    if parts:
+        return _Scores(*(torch.cat(t) for t in zip(*(p.fields() for p in parts), strict=True)))
+    empty = torch.zeros(count, device=device)
+    return _Scores(empty, empty.long(), empty, empty.bool())
+
+
 def _evaluate(
     model: nn.Module,
     images: torch.Tensor,
@@ -435,25 +606,10 @@ def _evaluate(
     positions: _Positions,
     cfg: DEConfig,
 ) -> tuple[_Scores, torch.Tensor]:
-    """Score candidate genomes (B, D) of images ``owner`` (B,), ``max_batch`` at a time; also
-    bool (B,): the candidate has no pixel in the region (it is the clean image)."""
-    energy, label, label_prob, idle = [], [], [], []
-    channels = images.shape[1]
-    with torch.no_grad():
-        for start in range(0, genome.shape[0], cfg.max_batch):
-            part = slice(start, start + cfg.max_batch)
-            decoded = _decode(genome[part], owner[part], positions, cfg, channels, images.dtype)
-            idle.append(~decoded.inside.any(dim=1))
-            probs = torch.softmax(model(_apply(images, owner[part], decoded)).float(), dim=1)
-            g = goal[owner[part]]
-            p_goal = probs.gather(1, g.unsqueeze(1)).squeeze(1)
-            energy.append(-p_goal if cfg.targeted else p_goal)
-            top_prob, top = probs.max(dim=1)
-            label.append(top)
-            label_prob.append(top_prob)
-    lab = torch.cat(label)
-    success = lab == goal[owner] if cfg.targeted else lab != goal[owner]
-    return _Scores(torch.cat(energy), lab, torch.cat(label_prob), success), torch.cat(idle)
+    """Score candidate genomes (B, D) of images ``owner`` (B,); also bool (B,): the candidate
+    has no pixel in the region (it is the clean image)."""
+    scores, idle, _ = _Scorer(model, images, goal, positions, cfg).score(owner, genome)
+    return scores, idle
 
 
 # ------------------------------------------------------------------ the attack
@@ -541,13 +697,22 @@ def differential_evolution_attack(
     alive = torch.arange(n, device=device)
     pop = torch.stack([_initial_population(g, size, dim, cfg.init) for g in streams]).to(device)
 
-    def evaluate(genomes: torch.Tensor) -> _Scores:
-        owner = alive.repeat_interleave(size)
-        s, idle = _evaluate(model, images, owner, genomes.reshape(-1, dim), goal, positions, cfg)
-        idle_queries[alive.cpu()] += idle.view(alive.numel(), size).sum(dim=1).cpu()
-        return s.reshape(alive.numel(), size)
+    scorer = _Scorer(model, images, goal, positions, cfg)
 
-    scores = evaluate(pop)
+    def evaluate(
+        genomes: torch.Tensor, parent_keys: torch.Tensor | None = None, parents: _Scores | None = None
+    ) -> tuple[_Scores, torch.Tensor]:
+        m = alive.numel()
+        s, idle, keys = scorer.score(
+            alive.repeat_interleave(size),
+            genomes.reshape(-1, dim),
+            None if parent_keys is None else parent_keys.reshape(m * size, -1),
+            None if parents is None else parents.reshape(m * size),
+        )
+        idle_queries[alive.cpu()] += idle.view(m, size).sum(dim=1).cpu()
+        return s.reshape(m, size), keys.view(m, size, -1)
+
+    scores, keys = evaluate(pop)
     # The candidates an image may finish with: its population, plus (after generation 0) the
     # generation's trials, since a successful trial can lose the selection to its parent.
     pool, pool_scores = pop, scores
@@ -578,7 +743,7 @@ def differential_evolution_attack(
             out_label_prob[idx] = pool_scores.label_prob[rows, which]
             out_success[idx] = pool_scores.success[rows, which]
             keep = ~done
-            alive, pop = alive[keep], pop[keep]
+            alive, pop, keys = alive[keep], pop[keep], keys[keep]
             scores = scores.rows(keep)
             streams = [s for s, k in zip(streams, keep.tolist(), strict=True) if k]
         if alive.numel() == 0 or last:
@@ -586,15 +751,28 @@ def differential_evolution_attack(
 
         # One DE generation for the images still running.
         trial = _trials(pop, scores.energy, _draw(streams, cfg, dim, device), cfg)
-        trial_scores = evaluate(trial)
+        trial_scores, trial_keys = evaluate(trial, keys, scores)
         better = trial_scores.energy < scores.energy  # the paper: replace only if the trial is better
         pop = torch.where(better.unsqueeze(2), trial, pop)
+        keys = torch.where(better.unsqueeze(2), trial_keys, keys)
         scores = scores.where(better, trial_scores)
         pool, pool_scores = torch.cat([pop, trial], dim=1), scores.cat(trial_scores)
 
     all_images = torch.arange(n, device=device)
     decoded = _decode(out_genome, all_images, positions, cfg, channels, images.dtype)
     adversarial = _apply(images, all_images, decoded)
+    if cfg.precision != "fp32":
+        # The reported candidate's verdict, label and confidence are fp32's (a low-precision
+        # success is already confirmed; this also covers the images that did not succeed).
+        exact = _cat(
+            [
+                scorer.verdict(adversarial[part], all_images[part], "fp32")
+                for part in (slice(i, i + cfg.max_batch) for i in range(0, n, cfg.max_batch))
+            ],
+            n,
+            device,
+        )
+        out_energy, out_label, out_label_prob, out_success = exact.fields()
     confidence = -out_energy if cfg.targeted else out_energy
     return DEResult(
         success=out_success.cpu(),
@@ -608,6 +786,8 @@ def differential_evolution_attack(
         in_region=decoded.inside.cpu(),
         adversarial=adversarial.cpu(),
         idle_queries=idle_queries,
+        forwards=scorer.forwards,
+        low_precision_rejections=scorer.rejections,
         target=goal.cpu() if cfg.targeted else None,
         history=history,
     )

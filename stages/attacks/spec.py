@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from stages.attacks.autoattack import AutoAttackConfig
-from stages.attacks.differential_evolution import DEConfig
+from stages.attacks.differential_evolution import DEConfig, DEForward
 from stages.config import AttackSpec
 from stages.masks.regions import region_mask
 from stages.saliency import SALIENCE_MODELS, SalienceModel, threshold_mask
@@ -47,10 +47,10 @@ def dual_foreground(
     return masks
 
 
-def de_config(spec: AttackSpec, *, targeted: bool = False, max_batch: int | None = None) -> DEConfig:
+def de_config(spec: AttackSpec, *, targeted: bool = False, forward: DEForward | None = None) -> DEConfig:
     """The DE settings of a ``kind: de`` attack (Wang et al., §IV-B; defaults in DEConfig);
-    ``max_batch`` (speed only) None keeps DEConfig's."""
-    return DEConfig(
+    ``forward``: how the device scores candidates (None: DEConfig's defaults)."""
+    config = DEConfig(
         pixels=spec.pixels,
         population=spec.population,
         max_generations=spec.max_generations,
@@ -61,8 +61,8 @@ def de_config(spec: AttackSpec, *, targeted: bool = False, max_batch: int | None
         init=spec.init,
         targeted=targeted,
         color_levels=spec.color_levels,
-        **({} if max_batch is None else {"max_batch": max_batch}),
     )
+    return config if forward is None else forward.apply(config)
 
 
 def autoattack_config(spec: AttackSpec) -> AutoAttackConfig:

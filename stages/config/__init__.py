@@ -5,7 +5,7 @@
 - references.py  the cross-reference checks the schema cannot express
 - scales.py      SCALES and resolve_scaled / resolve_tree: a value per tiny/reduced/paper scale
 - specs.py       the frozen specs library code takes (AttackSpec, TrainingSpec, DatasetSpec,
-                 ModelSpec, AugmentSpec)
+                 ModelSpec, AugmentSpec, TrainingPrecision)
 - params.py      Params: params.yaml at one scale, its accessors building the specs;
                  Params.for_job: a job's pruned, resolved part of it, not re-validated
 - experiments.py the experiment plan: which (model, attack) pairs are evaluated, the robustness
@@ -24,7 +24,15 @@ from stages.config.params import ALL, Params
 from stages.config.references import MASK_ONLY_OPTIONS
 from stages.config.scales import SCALES, Scale, resolve_scaled, resolve_tree
 from stages.config.serialize import digest, plain
-from stages.config.specs import AttackSpec, AugmentSpec, DatasetSpec, ModelInput, ModelSpec, TrainingSpec
+from stages.config.specs import (
+    AttackSpec,
+    AugmentSpec,
+    DatasetSpec,
+    ModelInput,
+    ModelSpec,
+    TrainingPrecision,
+    TrainingSpec,
+)
 from stages.utils.errors import ConfigError, MissingParamsError
 
 __all__ = [
@@ -44,6 +52,7 @@ __all__ = [
     "Params",
     "RobustnessMatrix",
     "Scale",
+    "TrainingPrecision",
     "TrainingSpec",
     "digest",
     "group_datasets",

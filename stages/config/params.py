@@ -19,7 +19,14 @@ from stages.config import experiments
 from stages.config.experiments import REPLICA_MARK, RobustnessMatrix, group_datasets
 from stages.config.loading import load_yaml, validate
 from stages.config.scales import SCALES, resolve_scaled, resolve_tree
-from stages.config.specs import AttackSpec, AugmentSpec, DatasetSpec, ModelSpec, TrainingSpec
+from stages.config.specs import (
+    AttackSpec,
+    AugmentSpec,
+    DatasetSpec,
+    ModelSpec,
+    TrainingPrecision,
+    TrainingSpec,
+)
 from stages.utils.errors import ConfigError, MissingParamsError
 
 if TYPE_CHECKING:
@@ -168,6 +175,28 @@ class Params:
         augment = AugmentSpec(**entry.pop("augment", {}))
         return TrainingSpec(name=name, augment=augment, **entry)
 
+    def training_precision(self, model: str, device_type: str) -> TrainingPrecision:
+        """How ``model`` trains on a ``device_type`` ("cpu", "cuda") device: params.yaml's
+        ``precision.training.<device>`` and, for an adversarially trained model, the precision
+        of its training attack, ``precision.training_attack.<device>`` (a naturally trained one
+        runs no attack: None), each value resolved at the scale. A device type without an entry
+        trains in fp32, contiguous."""
+        adversarial = self.model(model).adversarial
+        by_device = self.section("precision", "training")
+        attack: str | None = None
+        if adversarial:
+            attacks = self.section("precision", "training_attack")
+            attack = resolve_tree(attacks.get(device_type, {}), self.scale).get("precision", "fp32")
+        if device_type not in by_device:
+            return TrainingPrecision(attack_precision=attack)
+        entry = resolve_tree(by_device[device_type], self.scale)
+        return TrainingPrecision(
+            precision=entry["precision"],
+            memory_format=entry["memory_format"],
+            tf32=bool(entry.get("tf32", False)),
+            attack_precision=attack,
+        )
+
     def architecture(self, name: str) -> ArchSpec:
         key = ("architecture", name)
         if key not in self._specs:
@@ -274,11 +303,13 @@ class Params:
     def eval_batch_size(self) -> int:
         return int(resolve_scaled(self.section("evaluation", "batch_size"), self.scale))
 
-    def de_forward_batch(self, device_type: str) -> int | None:
-        """Candidates per forward pass of the DE attack on a ``device_type`` ("cpu", "cuda")
-        device; None (the attack's default) when params.yaml names none for it."""
-        by_device = self.section("evaluation").get("de_forward_batch", {})
-        return None if device_type not in by_device else int(by_device[device_type])
+    def de_forward(self, device_type: str) -> dict[str, Any]:
+        """How the DE attack scores candidates on a ``device_type`` ("cpu", "cuda") device:
+        ``batch``, ``precision`` and ``memory_format`` (the fields of
+        stages.attacks.differential_evolution.DEForward); {} (the attack's defaults) when
+        params.yaml names none for it."""
+        by_device = self.section("evaluation").get("de_forward", {})
+        return dict(by_device.get(device_type, {}))
 
     # --- the experiment plan (stages/config/experiments.py) --------------------------------
 

@@ -133,6 +133,21 @@ class TrainingSpec:
 
 
 @dataclass(frozen=True)
+class TrainingPrecision:
+    """How training runs on one device (params.yaml's ``precision``, resolved at the scale;
+    stages/utils/precision.py): the forward pass and loss at ``precision`` (fp32: no autocast;
+    the weights and optimizer state are fp32 always), the model and its batches in
+    ``memory_format``, TF32 on or off for fp32 operations (CUDA only), and the precision of the
+    attack that makes adversarial training's examples (None for a naturally trained model,
+    which runs none)."""
+
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    memory_format: Literal["contiguous", "channels_last"] = "contiguous"
+    tf32: bool = False
+    attack_precision: Literal["fp32", "bf16", "fp16"] | None = None
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     source: str

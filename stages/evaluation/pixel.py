@@ -37,11 +37,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stages.attacks.differential_evolution import DEResult, differential_evolution_attack, targeted_all_pairs
+from stages.attacks.differential_evolution import (
+    DEForward,
+    DEResult,
+    differential_evolution_attack,
+    targeted_all_pairs,
+)
 from stages.attacks.spec import attack_region, de_config
 from stages.config import AttackSpec
 from stages.data.processed import ProcessedSplit
 from stages.evaluation.records import per_image_record
+from stages.utils.precision import apply_memory_format
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +100,8 @@ def _image_records(
                 ],
                 "pixels_in_region": int(inside.sum()),
                 "idle_queries": int(result.idle_queries[i]),
+                "forwards": int(result.forwards[i]),
+                "low_precision_rejections": int(result.low_precision_rejections[i]),
                 "fitness": [_round(v) for v in result.history[i, :stop].tolist()],
             }
         )
@@ -120,6 +128,10 @@ def _untargeted_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
         "correct_success_rate": _rate(correct_wins, len(correct)),
         # The composite search's evaluations of the clean image itself (0 when indexed).
         "idle_query_share": _rate(sum(r["idle_queries"] for r in records), queries),
+        # The images the model actually scored (repeated candidates are not scored again, and a
+        # low-precision search adds its fp32 confirmations), and the successes fp32 rejected.
+        "forwards": sum(r["forwards"] for r in records),
+        "low_precision_rejections": sum(r["low_precision_rejections"] for r in records),
         "confidence": _mean([r["adversarial_confidence"] for r in wins]),
         "mean_generations": _mean([r["generations"] for r in wins]),
         "mean_queries": _mean([r["queries"] for r in records]),
@@ -138,7 +150,7 @@ def _targeted_summary(
     num_classes: int,
     generator: torch.Generator,
     progress: bool,
-    forward_batch: int | None,
+    forward: DEForward | None,
 ) -> tuple[dict[str, Any], int]:
     sweep = targeted_all_pairs(
         model,
@@ -146,7 +158,7 @@ def _targeted_summary(
         labels.to(x.device),
         region,
         num_classes,
-        de_config(attack, targeted=True, max_batch=forward_batch),
+        de_config(attack, targeted=True, forward=forward),
         generator=generator,
         progress=progress,
         desc=f"{attack.name} targeted",
@@ -184,6 +196,8 @@ def _targeted_summary(
         if len(x)
         else None,
         "targets_reached": reached.tolist(),
+        "forwards": int(r.forwards.sum()),
+        "low_precision_rejections": int(r.low_precision_rejections.sum()),
         "pairs_list": pairs,
     }
     return summary, int(r.queries.sum())
@@ -199,16 +213,19 @@ def evaluate_pixel_attack(
     seed: int,
     device: torch.device,
     progress: bool = True,
-    forward_batch: int | None = None,
+    de_forward: DEForward | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (metrics, throughput) of ``model`` under the few-pixel DE attack ``attack``.
 
-    ``forward_batch``: candidates per forward pass (speed only; None: DEConfig's default).
+    ``de_forward``: how this device scores candidates (batch, precision, memory layout; None:
+    DEConfig's defaults). The model is stored in its memory layout for the run.
 
     Deterministic for a fixed seed and device: DE draws its random numbers on the CPU from a
     generator seeded with ``seed`` (stages.attacks.differential_evolution, "Determinism").
     """
     model.eval()
+    forward = de_forward or DEForward()
+    apply_memory_format(model, forward.memory_format)
     split = split.head(attack.images)
     x_all, y_all, m_all = split.tensors()
     n = len(split)
@@ -238,7 +255,7 @@ def evaluate_pixel_attack(
             x,
             y.to(device),
             region,
-            de_config(attack, max_batch=forward_batch),
+            de_config(attack, forward=forward),
             generator=generator,
             record_history=True,
             progress=progress,
@@ -265,7 +282,7 @@ def evaluate_pixel_attack(
             num_classes,
             generator,
             progress,
-            forward_batch,
+            de_forward,
         )
         queries += spent
     with torch.no_grad():
@@ -299,6 +316,9 @@ def evaluate_pixel_attack(
             "attacked_set": attack.attacked,
             "population": attack.population,
             "max_generations": attack.max_generations,
+            # How candidates were scored: a low-precision search confirms every success in fp32.
+            "search_precision": forward.precision,
+            "memory_format": forward.memory_format,
             "num_classes": num_classes,
             "natural_accuracy": _round(float(clean_correct.sum()) / n) if n else None,
             "attacked": len(index),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -23,6 +23,9 @@ from stages.data.processed import ProcessedSplit
 from stages.evaluation.records import per_image_record, round_values
 from stages.models.inputs import model_view
 from stages.utils.progress import progress as progress_bar
+
+if TYPE_CHECKING:
+    from stages.attacks.differential_evolution import DEForward
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ def evaluate(
     device: torch.device,
     model_input: str = "natural",
     progress: bool = True,
-    de_forward_batch: int | None = None,
+    de_forward: DEForward | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (metrics, throughput) of ``model`` on ``split`` under ``attack``.
 
@@ -48,7 +51,7 @@ def evaluate(
     kind's choice (:meth:`~stages.attacks.kinds.AttackKind.evaluate`): batch by batch
     (:func:`evaluate_batches`), or, for few-pixel DE attacks (``kind: de``), a black-box
     search per image that reports much more (:mod:`stages.evaluation.pixel`);
-    ``de_forward_batch`` is a search's candidates per forward pass (speed only).
+    ``de_forward`` is how a DE search scores its candidates on this device.
     """
     return attack_kind(attack).evaluate(
         model,
@@ -60,7 +63,7 @@ def evaluate(
         device=device,
         model_input=model_input,
         progress=progress,
-        forward_batch=de_forward_batch,
+        de_forward=de_forward,
     )
 
 

@@ -237,6 +237,32 @@ def _code_first(text: str) -> str:
     return text
 
 
+def precision_lines(params: dict[str, Any], scale: str) -> list[str]:
+    """The provenance lines saying how training computed (params.yaml's ``precision`` at
+    ``scale``, per device) and that evaluation attacks ran in fp32; none for a params tree
+    without the section."""
+    section = params.get("precision")
+    if not isinstance(section, dict):
+        return []
+    resolved = resolve_tree(section, scale)
+
+    def device_text(device: str, entry: dict[str, Any]) -> str:
+        parts = [str(entry.get("precision")), str(entry.get("memory_format"))]
+        if device == "cuda":
+            parts.append(f"TF32 {'on' if entry.get('tf32') else 'off'}")
+        return f"{device} {', '.join(parts)}"
+
+    training = "; ".join(device_text(d, e) for d, e in resolved.get("training", {}).items())
+    attacks = "; ".join(f"{d} {e.get('precision')}" for d, e in resolved.get("training_attack", {}).items())
+    return [
+        f"- Training precision (`precision` in params.yaml, by device): {training}; adversarial "
+        f"training's attack: {attacks}. Each model's `metrics.json` records the settings it "
+        "trained with (`precision`: the device it ran on and what was in force there). "
+        "Evaluation attacks run in fp32 (the few-pixel DE search scores its candidates as "
+        "`evaluation.de_forward` says).",
+    ]
+
+
 def _provenance(report: _Report) -> None:
     inputs = report.inputs
     report.add(
@@ -251,6 +277,7 @@ def _provenance(report: _Report) -> None:
         f"- Scale: **{inputs.scale}**",
         f"- Python {platform.python_version()}, torch {_version('torch')}, "
         f"torchvision {_version('torchvision')}",
+        *precision_lines(inputs.params, inputs.scale),
         *benchmark_lines(inputs.benchmarks_dir),
         "",
     )

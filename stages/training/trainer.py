@@ -8,10 +8,20 @@ checkpoint of epoch k ends bit-identical to an uninterrupted one on the same dev
 
 A recipe's length is epochs or optimizer steps (Rothberg et al. 2019, §5 train for 100,000
 steps); a steps recipe runs exactly that many, its last epoch cut short.
+
+How it computes is a :class:`~stages.config.TrainingPrecision` (params.yaml's ``precision``):
+the forward pass and the loss under autocast (bf16, fp16) or not (fp32), the weights and the
+optimizer state in fp32 always, fp16's gradients through a loss scaler, the model and its
+batches in a memory format, TF32 on CUDA on or off, and the training attack's passes through
+the model at their own precision (stages/utils/precision.py). ``contiguous`` leaves the layouts
+as they were before the setting existed: weights in torch's default layout, batches as the
+split gives them (ProcessedSplit.tensors permutes the stored NHWC images, so a 3-channel batch
+is NHWC in memory already); ``channels_last`` stores the weights and every batch NHWC.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -25,13 +35,23 @@ from torch import nn
 from torch.nn import functional as F
 
 from stages.attacks.kinds import ATTACK_KINDS, attack_kind, perturb
-from stages.config import AttackSpec, ModelSpec, TrainingSpec, digest
+from stages.config import AttackSpec, ModelSpec, TrainingPrecision, TrainingSpec, digest
 from stages.data.processed import ProcessedSplit
 from stages.models.inputs import model_view
 from stages.models.registry import build_model
 from stages.training.augment import augment_batch
 from stages.utils.errors import BackdropError, ConfigError
 from stages.utils.io import save_torch
+from stages.utils.precision import (
+    apply_memory_format,
+    autocast,
+    autocast_forward,
+    check_memory_format,
+    check_precision,
+    grad_scaler,
+    tf32,
+    to_memory_format,
+)
 from stages.utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -39,6 +59,9 @@ log = logging.getLogger(__name__)
 
 class TrainingDiverged(BackdropError):
     """The loss became NaN or infinite."""
+
+
+FP32 = TrainingPrecision()
 
 
 @dataclass
@@ -56,6 +79,8 @@ class TrainingOutcome:
     model: nn.Module
     history: list[EpochRecord] = field(default_factory=list)
     resumed_from_epoch: int = 0
+    # The settings in force (:func:`precision_record`): part of what the metrics are results of.
+    precision: dict[str, Any] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, Any]:
         """Deterministic results: identical for identical settings and seed."""
@@ -63,6 +88,7 @@ class TrainingOutcome:
         return {
             "epochs": len(self.history),
             "steps": sum(h.steps for h in self.history),
+            "precision": self.precision,
             "final_train_loss": last.loss,
             "final_train_accuracy": last.accuracy,
             "train_loss": [h.loss for h in self.history],
@@ -76,6 +102,30 @@ class TrainingOutcome:
             "images_per_s": [h.images_per_s for h in self.history],
             "resumed_from_epoch": self.resumed_from_epoch,
         }
+
+
+def precision_record(precision: TrainingPrecision, device: torch.device) -> dict[str, Any]:
+    """The settings a run trains with on ``device``, as its metrics record them: ``tf32`` is
+    whether TF32 was in force (never on a device without it)."""
+    return {
+        "device": device.type,
+        "precision": precision.precision,
+        "memory_format": precision.memory_format,
+        "tf32": bool(precision.tf32 and device.type == "cuda"),
+        "attack_precision": precision.attack_precision,
+    }
+
+
+def check_training_precision(precision: TrainingPrecision, device: torch.device) -> None:
+    """A ConfigError naming params.yaml's key when a setting is not one the code knows."""
+    where = f"precision.training.{device.type}"
+    try:
+        check_precision(precision.precision, f"{where}.precision")
+        check_memory_format(precision.memory_format, f"{where}.memory_format")
+        if precision.attack_precision is not None:
+            check_precision(precision.attack_precision, f"precision.training_attack.{device.type}.precision")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def make_optimizer(model: nn.Module, spec: TrainingSpec) -> torch.optim.Optimizer:
@@ -163,8 +213,10 @@ def train(
     device: torch.device,
     checkpoint: Path,
     progress: bool = True,
+    precision: TrainingPrecision = FP32,
 ) -> TrainingOutcome:
-    """Train ``spec`` on ``split``, resuming from ``checkpoint`` when it matches ``spec``."""
+    """Train ``spec`` on ``split``, resuming from ``checkpoint`` when it matches ``spec`` (and
+    ``precision``); ``precision``: how it computes (default: fp32, contiguous, no TF32)."""
     train_kind = attack_kind(spec.train_attack)
     if not train_kind.can_train:
         trainable = ", ".join(name for name, kind in sorted(ATTACK_KINDS.items()) if kind.can_train)
@@ -172,10 +224,39 @@ def train(
             f"models.{spec.name}.train_attack: {spec.train_attack.name!r} is a kind "
             f"{train_kind.name} attack, which runs in evaluation only; the kinds that can train: {trainable}"
         )
+    # The training attack's precision is in force for an adversarially trained model only.
+    attack_precision = (precision.attack_precision or "fp32") if spec.adversarial else None
+    precision = replace(precision, attack_precision=attack_precision)
+    check_training_precision(precision, device)
+    with tf32(device, precision.tf32):
+        return _train(spec, split, seed, box_fraction, device, checkpoint, progress, precision)
+
+
+def _train(
+    spec: ModelSpec,
+    split: ProcessedSplit,
+    seed: int,
+    box_fraction: float,
+    device: torch.device,
+    checkpoint: Path,
+    progress: bool,
+    precision: TrainingPrecision,
+) -> TrainingOutcome:
     torch.manual_seed(seed)
     model = model_for_split(spec, split).to(device)
+    channels_last = precision.memory_format == "channels_last"
+    if channels_last:  # the weights stay fp32 (autocast lowers only the operations): layout only
+        model = apply_memory_format(model, "channels_last")
     optimizer = make_optimizer(model, spec.training)
-    run_key = digest({"spec": spec, "seed": seed, "box": box_fraction, "n": len(split)})
+    scaler = grad_scaler(device, precision.precision)
+    # The attack's passes through the model at their own precision, outputs back in fp32.
+    attack_model = autocast_forward(model, device, precision.attack_precision or "fp32")
+    key: dict[str, Any] = {"spec": spec, "seed": seed, "box": box_fraction, "n": len(split)}
+    # fp32 runs keep the key their checkpoints had before the setting existed.
+    if precision != replace(FP32, attack_precision=precision.attack_precision and "fp32"):
+        key["precision"] = precision
+    run_key = digest(key)
+    setting = _setting_text(precision, device)
 
     history: list[EpochRecord] = []
     start_epoch = resumed_from = 0
@@ -184,6 +265,8 @@ def train(
         if state.get("run_key") == run_key:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
+            if state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
             history = [EpochRecord(**h) for h in state["history"]]
             start_epoch = state["epoch"]
             log.info("%s: resuming from the checkpoint of epoch %d", spec.name, start_epoch)
@@ -216,24 +299,39 @@ def train(
         # zip stops after epoch_steps batches: the whole shuffle, or its head in a partial epoch.
         for step, (x, y, masks) in zip(bar, batches, strict=epoch_steps == steps_per_epoch):
             global_step = epoch * steps_per_epoch + step
+            if channels_last:
+                x = to_memory_format(x, "channels_last")
             if spec.adversarial:
                 attack = ramped_attack(spec, global_step, steps_per_epoch)
                 model.eval()
-                x = perturb(model, x, y, masks, attack, box_fraction, gen, model_input=spec.input)
+                x = perturb(attack_model, x, y, masks, attack, box_fraction, gen, model_input=spec.input)
+                if channels_last:
+                    x = to_memory_format(x, "channels_last")
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(spec.training, global_step, total_steps)
             model.train()
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            with _forward_precision(device, precision.precision):
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
             if not torch.isfinite(loss):
+                kept = (
+                    f"The last good checkpoint ({checkpoint}, epoch {start_epoch}) is kept."
+                    if start_epoch > 0
+                    else "No epoch had ended, so there is no checkpoint to keep."
+                )
+                low = precision.precision != "fp32" or precision.attack_precision not in (None, "fp32")
                 raise TrainingDiverged(
                     f"{spec.name}: the training loss became {loss.item()} at epoch {epoch + 1}, "
-                    f"step {step + 1}; lower training.{spec.training.name}.lr in params.yaml. "
-                    f"The last good checkpoint ({checkpoint}, epoch {start_epoch}) is kept."
+                    f"step {step + 1} (optimizer step {global_step + 1}) under {setting}; lower "
+                    f"training.{spec.training.name}.lr in params.yaml"
+                    + (f", or train in fp32 (precision.training.{device.type} in params.yaml)" if low else "")
+                    + f". {kept}"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            # A disabled scaler (every precision but fp16) passes these straight through.
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             total_loss += loss.item() * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
@@ -253,10 +351,32 @@ def train(
             record.accuracy,
             record.images_per_s,
         )
-        _save_checkpoint(checkpoint, model, optimizer, history, epoch + 1, run_key)
+        _save_checkpoint(checkpoint, model, optimizer, history, epoch + 1, run_key, scaler.state_dict())
         start_epoch = epoch + 1
 
-    return TrainingOutcome(model=model, history=history, resumed_from_epoch=resumed_from)
+    return TrainingOutcome(
+        model=model,
+        history=history,
+        resumed_from_epoch=resumed_from,
+        precision=precision_record(precision, device),
+    )
+
+
+def _forward_precision(device: torch.device, precision: str) -> contextlib.AbstractContextManager[None]:
+    """Autocast for bf16 and fp16; for fp32 nothing, so that the run's own TF32 setting holds
+    (the shared :func:`autocast` switches TF32 off for fp32 on CUDA, as evaluations want)."""
+    return contextlib.nullcontext() if precision == "fp32" else autocast(device, precision)  # type: ignore[arg-type]
+
+
+def _setting_text(precision: TrainingPrecision, device: torch.device) -> str:
+    """The settings in force, for messages: "precision bf16, memory_format contiguous, ..."."""
+    record = precision_record(precision, device)
+    parts = [f"precision {record['precision']}", f"memory_format {record['memory_format']}"]
+    if device.type == "cuda":
+        parts.append(f"tf32 {'on' if record['tf32'] else 'off'}")
+    if record["attack_precision"] is not None:
+        parts.append(f"training attack {record['attack_precision']}")
+    return f"{', '.join(parts)} on {device.type} (params.yaml precision)"
 
 
 def _read_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
@@ -291,6 +411,7 @@ def _save_checkpoint(
     history: list[EpochRecord],
     epoch: int,
     run_key: str,
+    scaler: dict[str, Any] | None = None,
 ) -> None:
     state = {
         "model": model.state_dict(),
@@ -300,4 +421,6 @@ def _save_checkpoint(
         "steps": sum(h.steps for h in history),  # optimizer steps taken so far
         "run_key": run_key,
     }
+    if scaler:  # fp16's loss scale, so that a resumed run continues from it
+        state["scaler"] = scaler
     save_torch(path, state)

@@ -23,6 +23,7 @@ from torch import nn
 from stages.utils.errors import ConfigError
 
 if TYPE_CHECKING:
+    from stages.attacks.differential_evolution import DEForward
     from stages.config import AttackSpec
     from stages.data.processed import ProcessedSplit
 
@@ -106,11 +107,11 @@ class AttackKind(ABC):
         device: torch.device,
         model_input: str,
         progress: bool,
-        forward_batch: int | None,
+        de_forward: DEForward | None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """(metrics, throughput) of ``model`` on ``split`` under ``spec``; by default batch by
-        batch, worst of :meth:`evaluation_starts` starts per image. ``forward_batch`` is a
-        search attack's candidates per forward pass (speed only; unused here)."""
+        batch, worst of :meth:`evaluation_starts` starts per image. ``de_forward`` is how a
+        DE search scores its candidates on this device (unused here)."""
         from stages.evaluation.robustness import evaluate_batches  # see the module docstring
 
         return evaluate_batches(

@@ -17,6 +17,7 @@ from stages.config import AttackSpec
 from stages.utils.errors import DataError
 
 if TYPE_CHECKING:
+    from stages.attacks.differential_evolution import DEForward
     from stages.data.processed import ProcessedSplit
 
 
@@ -57,10 +58,10 @@ class DifferentialEvolution(AttackKind):
         device: torch.device,
         model_input: str,
         progress: bool,
-        forward_batch: int | None,
+        de_forward: DEForward | None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The per-image search of stages.evaluation.pixel; ``forward_batch`` is its candidates
-        per forward pass (speed only)."""
+        """The per-image search of stages.evaluation.pixel; ``de_forward`` is how it scores
+        its candidates on this device."""
         from stages.evaluation.pixel import evaluate_pixel_attack  # see stages.attacks.kinds.base
 
         return evaluate_pixel_attack(
@@ -72,5 +73,5 @@ class DifferentialEvolution(AttackKind):
             seed=seed,
             device=device,
             progress=progress,
-            forward_batch=forward_batch,
+            de_forward=de_forward,
         )
