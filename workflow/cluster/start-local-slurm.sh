@@ -93,8 +93,9 @@ HOST=$(hostname -s)
 SOCK=$DIR/run/munge.socket
 DBSOCK=$DIR/run/mariadb.sock
 
-alive() { # pid file -> running?
-  local p; p=$(cat "$1" 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null
+alive() { # pid file -> its daemon runs? (named as the file: a pid reused since a reboot is not it)
+  local p; p=$(cat "$1" 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null \
+    && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$(basename "$1" .pid | sed 's/^mariadb$/mariadbd/')" ]
 }
 wait_for() { # seconds, description, log, command...
   local t=$1 what=$2 log=$3; shift 3

@@ -38,7 +38,10 @@ flock -w "$TIMEOUT" 9 || { echo "stop-local-slurm: another start/stop holds $DIR
 CONF=$DIR/etc/slurm.conf
 export SLURM_CONF=$CONF
 
-pid_of() { local p; p=$(cat "$DIR/run/$1.pid" 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null && echo "$p"; }
+pid_of() { # the pid of run/<name>.pid's daemon, if it runs (a pid reused since a reboot is not it)
+  local p; p=$(cat "$DIR/run/$1.pid" 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null \
+    && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "${1/#mariadb/mariadbd}" ] && echo "$p"
+}
 wait_gone() { # name, seconds: wait for the daemon of run/<name>.pid to exit; then TERM, KILL it
   local name=$1 t=$2 pid end
   pid=$(pid_of "$name") || { rm -f "$DIR/run/$name.pid"; return 0; }
