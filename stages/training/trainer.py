@@ -13,10 +13,11 @@ How it computes is a :class:`~stages.config.TrainingPrecision` (params.yaml's ``
 the forward pass and the loss under autocast (bf16, fp16) or not (fp32), the weights and the
 optimizer state in fp32 always, fp16's gradients through a loss scaler, the model and its
 batches in a memory format, TF32 on CUDA on or off, and the training attack's passes through
-the model at their own precision (stages/utils/precision.py). ``contiguous`` leaves the layouts
-as they were before the setting existed: weights in torch's default layout, batches as the
-split gives them (ProcessedSplit.tensors permutes the stored NHWC images, so a 3-channel batch
-is NHWC in memory already); ``channels_last`` stores the weights and every batch NHWC.
+the model at their own precision (stages/utils/precision.py). ``contiguous`` is torch's default
+layout for the weights and the batches (ProcessedSplit.tensors gives NCHW-contiguous images);
+``channels_last`` stores the weights and every batch NHWC. On a CPU, channels-last training of
+ResNet-34 crashed in the backward pass (memory corruption, torch 2.11) at small odd batch sizes,
+an epoch's last partial batch: keep ``contiguous`` there.
 """
 
 from __future__ import annotations
