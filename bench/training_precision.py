@@ -16,7 +16,9 @@ of round 1 (the loss curves, which must fall alike).
 
 Variants (``--variants``, comma-separated): ``fp32`` (TF32 off), ``tf32`` (fp32 with TF32
 matrix products and convolutions; CUDA only), ``bf16``, ``fp16`` (with a gradient scaler;
-CUDA), each optionally ``+cl`` for channels-last (e.g. ``bf16+cl``).
+CUDA), each optionally ``+cl`` for channels-last (e.g. ``bf16+cl``) and ``+atk`` for an
+adversarially trained model's training attack at the same precision (e.g. ``bf16+atk``; without
+it that attack runs in fp32, as params.yaml's default ``precision.training_attack`` does).
 """
 
 from __future__ import annotations
@@ -45,13 +47,19 @@ DEFAULT_VARIANTS = "fp32,tf32,bf16,bf16+cl"
 
 
 def parse_variant(text: str) -> TrainingPrecision:
-    name, _, layout = text.partition("+")
-    if layout not in ("", "cl") or name not in ("fp32", "tf32", "bf16", "fp16"):
-        raise SystemExit(f"--variants: {text!r} is not one of fp32, tf32, bf16, fp16, optionally +cl")
+    """``<fp32|tf32|bf16|fp16>[+cl][+atk]``: ``+cl`` channels-last; ``+atk`` runs adversarial
+    training's attack at the same precision (without it the attack stays fp32)."""
+    name, *flags = text.split("+")
+    if name not in ("fp32", "tf32", "bf16", "fp16") or not set(flags) <= {"cl", "atk"}:
+        raise SystemExit(
+            f"--variants: {text!r} is not one of fp32, tf32, bf16, fp16, optionally +cl and +atk"
+        )
+    precision = "fp32" if name == "tf32" else name
     return TrainingPrecision(
-        precision="fp32" if name == "tf32" else name,  # type: ignore[arg-type]
-        memory_format="channels_last" if layout else "contiguous",
+        precision=precision,  # type: ignore[arg-type]
+        memory_format="channels_last" if "cl" in flags else "contiguous",
         tf32=name == "tf32",
+        attack_precision=precision if "atk" in flags else None,  # type: ignore[arg-type]
     )
 
 
