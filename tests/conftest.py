@@ -6,8 +6,9 @@ project copies (the micro-DAG of ``finished`` and its copies); ``all`` both, as 
 that takes ``finished`` is in the dag tier whether or not it is marked. The tests of the other
 tier are deselected, not skipped.
 
-Fixtures: a synthetic raw-data mirror, and the micro-DAG (one job of every kind) run once for
-every test that inspects or changes a finished project."""
+Fixtures: the tiny scale's plan of the repository's params.yaml, a synthetic raw-data mirror, and
+the micro-DAG (one job of every kind) run once for every test that inspects or changes a finished
+project."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import pytest
 import torch
 
 from stages.data.synthetic import write_synthetic_mirror
-from tests.dag_tools import run_tiny_dag
+from tests.dag_tools import REPO, run_tiny_dag
+from workflow.plan import Plan
 
 TIERS = ("fast", "dag", "all")
 # Tests that take these fixtures run the DAG tools, whether or not their file says so.
@@ -88,6 +90,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
             f"All {n} tests selected are in the {other} tier: run them with --tier {other} (or all).",
             yellow=True,
         )
+
+
+@pytest.fixture(scope="session")
+def tiny_plan() -> Plan:
+    """The jobs of params.yaml at the tiny scale (read-only: tests that change a plan build their own)."""
+    return Plan.load(REPO / "params.yaml", scale="tiny")
 
 
 @pytest.fixture(scope="session")

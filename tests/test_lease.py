@@ -36,35 +36,34 @@ from workflow.lease.__main__ import main
 from workflow.plan import Plan
 
 
-@pytest.fixture(scope="module")
-def plan() -> Plan:
-    return Plan.load(REPO / "params.yaml", scale="tiny")
-
-
 # -- where each job runs ---------------------------------------------------------------------------
-def test_every_model_job_runs_on_the_device_and_every_data_job_here(plan: Plan) -> None:
-    device = {job.name for job in device_jobs(plan)}
-    local = {job.name for job in local_jobs(plan)}
-    assert device.isdisjoint(local) and device | local == {job.name for job in plan.jobs}
-    assert {job.name for job in plan.jobs_of("train")} <= device
-    assert {job.name for job in plan.jobs_of("evaluate") + plan.jobs_of("evaluate_matrix")} <= device
-    assert {job.name for job in plan.jobs_of("build_report")} <= device
+def test_every_model_job_runs_on_the_device_and_every_data_job_here(tiny_plan: Plan) -> None:
+    device = {job.name for job in device_jobs(tiny_plan)}
+    local = {job.name for job in local_jobs(tiny_plan)}
+    assert device.isdisjoint(local) and device | local == {job.name for job in tiny_plan.jobs}
+    assert {job.name for job in tiny_plan.jobs_of("train")} <= device
+    assert {
+        job.name for job in tiny_plan.jobs_of("evaluate") + tiny_plan.jobs_of("evaluate_matrix")
+    } <= device
+    assert {job.name for job in tiny_plan.jobs_of("build_report")} <= device
     # The jobs that read the raw mirror, and the data checks that read no model, stay here.
-    assert {job.rule for job in local_jobs(plan)} == {
+    assert {job.rule for job in local_jobs(tiny_plan)} == {
         "fetch_raw",
         "prepare",
         "grabcut_vs_ground_truth",
         "salience_quality",
         "dataset_table",
     }
-    assert len(device_stage_names(plan)) == len(device)
-    assert all(name.startswith("tiny-") for name in device_stage_names(plan) + local_stage_names(plan))
+    assert len(device_stage_names(tiny_plan)) == len(device)
+    assert all(
+        name.startswith("tiny-") for name in device_stage_names(tiny_plan) + local_stage_names(tiny_plan)
+    )
 
 
-def test_the_datasets_are_the_processed_folders(plan: Plan) -> None:
-    folders = dataset_folders(plan)
-    assert folders["cifar10"] == f"{plan.data}/processed/cifar10"
-    assert all(folder.startswith(f"{plan.data}/processed/") for folder in folders.values())
+def test_the_datasets_are_the_processed_folders(tiny_plan: Plan) -> None:
+    folders = dataset_folders(tiny_plan)
+    assert folders["cifar10"] == f"{tiny_plan.data}/processed/cifar10"
+    assert all(folder.startswith(f"{tiny_plan.data}/processed/") for folder in folders.values())
     assert set(folders) == {
         "mnist",
         "cifar10",
@@ -76,12 +75,12 @@ def test_the_datasets_are_the_processed_folders(plan: Plan) -> None:
     }
 
 
-def test_phase_one_holds_exactly_the_device_jobs_that_read_no_late_dataset(plan: Plan) -> None:
-    late_folder = dataset_folders(plan)["cifar10"] + "/"
-    early = set(phase_targets(plan, ["cifar10"], "early"))
-    everything = set(phase_targets(plan, ["cifar10"], "all"))
+def test_phase_one_holds_exactly_the_device_jobs_that_read_no_late_dataset(tiny_plan: Plan) -> None:
+    late_folder = dataset_folders(tiny_plan)["cifar10"] + "/"
+    early = set(phase_targets(tiny_plan, ["cifar10"], "early"))
+    everything = set(phase_targets(tiny_plan, ["cifar10"], "all"))
     assert early < everything
-    producers = plan.producers()
+    producers = tiny_plan.producers()
 
     def reads_cifar10(job, seen=frozenset()) -> bool:  # noqa: ANN001 - a Job
         return any(
@@ -89,20 +88,20 @@ def test_phase_one_holds_exactly_the_device_jobs_that_read_no_late_dataset(plan:
             for path in job.all_inputs()
         )
 
-    for job in device_jobs(plan):
+    for job in device_jobs(tiny_plan):
         outputs = set(job.outputs.values())
         assert (outputs <= early) == (not reads_cifar10(job)), job.name
     # The LAT CIFAR-10 models wait for call 2; the MNIST ones do not; the report needs everything.
-    assert f"{plan.results}/models/cifar10_lat/metrics.json" not in early
-    assert f"{plan.results}/models/mnist_lat/metrics.json" in early
-    assert f"{plan.results}/report.md" in everything - early
-    assert set(phase_targets(plan, [], "early")) == everything
-    assert set(phase_targets(plan, [], "local")) == {
-        p for job in local_jobs(plan) for p in job.outputs.values()
+    assert f"{tiny_plan.results}/models/cifar10_lat/metrics.json" not in early
+    assert f"{tiny_plan.results}/models/mnist_lat/metrics.json" in early
+    assert f"{tiny_plan.results}/report.md" in everything - early
+    assert set(phase_targets(tiny_plan, [], "early")) == everything
+    assert set(phase_targets(tiny_plan, [], "local")) == {
+        p for job in local_jobs(tiny_plan) for p in job.outputs.values()
     }
-    assert late_jobs(plan, []) == set()
+    assert late_jobs(tiny_plan, []) == set()
     with pytest.raises(LeaseError, match="phase 'later'"):
-        phase_targets(plan, [], "later")
+        phase_targets(tiny_plan, [], "later")
 
 
 # -- the split between the calls -------------------------------------------------------------------
@@ -143,23 +142,25 @@ def test_wheel_files_are_matched_by_their_normalized_name_and_version() -> None:
 
 
 # -- stale outputs and what comes back -------------------------------------------------------------
-def _device_output(plan: Plan, rule: str) -> str:
-    job = plan.jobs_of(rule)[0]
+def _device_output(tiny_plan: Plan, rule: str) -> str:
+    job = tiny_plan.jobs_of(rule)[0]
     return next(iter(job.outputs.values()))
 
 
-def test_stale_device_outputs_are_moved_into_a_tar_and_local_ones_stay(plan: Plan, tmp_path: Path) -> None:
-    evaluation = _device_output(plan, "evaluate")
-    dataset = next(iter(plan.jobs_of("prepare")[0].outputs.values()))
+def test_stale_device_outputs_are_moved_into_a_tar_and_local_ones_stay(
+    tiny_plan: Plan, tmp_path: Path
+) -> None:
+    evaluation = _device_output(tiny_plan, "evaluate")
+    dataset = next(iter(tiny_plan.jobs_of("prepare")[0].outputs.values()))
     for rel, text in ((evaluation, "old"), (dataset, "data")):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
-    tar_path, moved = stash_device_outputs(tmp_path, plan, tmp_path)
+    tar_path, moved = stash_device_outputs(tmp_path, tiny_plan, tmp_path)
     assert moved == 1 and tar_path is not None
     assert not (tmp_path / evaluation).exists() and (tmp_path / dataset).read_text() == "data"
     with tarfile.open(tar_path) as tar:
         assert tar.getnames() == [evaluation]
-    assert stash_device_outputs(tmp_path, plan, tmp_path) == (None, 0)
+    assert stash_device_outputs(tmp_path, tiny_plan, tmp_path) == (None, 0)
 
 
 def test_merge_takes_the_device_stages_from_the_device_and_keeps_the_others() -> None:
@@ -184,19 +185,22 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def test_unpack_puts_device_outputs_in_place_and_merges_the_lock(plan: Plan, tmp_path: Path) -> None:
+def test_unpack_puts_device_outputs_in_place_and_merges_the_lock(tiny_plan: Plan, tmp_path: Path) -> None:
     root, returned = tmp_path / "repo", tmp_path / "returned"
     root.mkdir()
     returned.mkdir()
-    evaluation = _device_output(plan, "evaluate")
-    dataset = next(iter(plan.jobs_of("prepare")[0].outputs.values()))
-    local_figure = plan.jobs_of("prepare")[0].outputs["grid"]
+    evaluation = _device_output(tiny_plan, "evaluate")
+    dataset = next(iter(tiny_plan.jobs_of("prepare")[0].outputs.values()))
+    local_figure = tiny_plan.jobs_of("prepare")[0].outputs["grid"]
     (root / local_figure).parent.mkdir(parents=True)
     (root / local_figure).write_bytes(b"same")
     (root / "dvc.lock").write_text(
         yaml.safe_dump({"schema": "2.0", "stages": {"tiny-prepare-mnist": {"outs": 1}}})
     )
-    device_lock = {"schema": "2.0", "stages": {name: {"outs": name} for name in device_stage_names(plan)}}
+    device_lock = {
+        "schema": "2.0",
+        "stages": {name: {"outs": name} for name in device_stage_names(tiny_plan)},
+    }
     # dvc.yaml describes one scale (params.yaml's): here the test plan's.
     (root / "dvc.yaml").write_text(
         yaml.safe_dump({"stages": {name: {"cmd": "x"} for name in device_lock["stages"]}})
@@ -206,16 +210,16 @@ def test_unpack_puts_device_outputs_in_place_and_merges_the_lock(plan: Plan, tmp
         _add(tar, dataset, b"not from the device")  # a local job's output: left as it is here
         _add(tar, local_figure, b"same")  # one that came back unchanged: not reported
         _add(tar, "dvc.lock", yaml.safe_dump(device_lock).encode())
-        _add(tar, f"benchmarks/{plan.scale}/train/mnist_lat.tsv", b"s\n1.0\n")
+        _add(tar, f"benchmarks/{tiny_plan.scale}/train/mnist_lat.tsv", b"s\n1.0\n")
         _add(tar, ".lease-state/status", b"phase2 rc=0\n")
-    summary = unpack(root, plan, returned, run_dvc=False)
+    summary = unpack(root, tiny_plan, returned, run_dvc=False)
     assert (root / evaluation).read_text() == '{"accuracy": 0.5}'
     assert not (root / dataset).exists() and summary["not_placed"] == [dataset]
-    assert (root / f"benchmarks/{plan.scale}/train/mnist_lat.tsv").is_file()
+    assert (root / f"benchmarks/{tiny_plan.scale}/train/mnist_lat.tsv").is_file()
     assert (root / ".lease/state/status").read_text() == "phase2 rc=0\n"
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     assert lock["stages"]["tiny-prepare-mnist"] == {"outs": 1}
-    assert all(lock["stages"][name] == {"outs": name} for name in device_stage_names(plan))
+    assert all(lock["stages"][name] == {"outs": name} for name in device_stage_names(tiny_plan))
     # Everything but that one evaluation is missing; the weights never come back and are not listed.
     assert evaluation not in summary["missing_outputs"]
     assert not any(path.endswith("/model.pt") for path in summary["missing_outputs"])
@@ -223,17 +227,17 @@ def test_unpack_puts_device_outputs_in_place_and_merges_the_lock(plan: Plan, tmp
     # For a scale dvc.yaml does not describe, the files are placed and dvc.lock is left alone.
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"reduced-train-x": {"cmd": "x"}}}))
     before = (root / "dvc.lock").read_text()
-    again = unpack(root, plan, returned, run_dvc=False)
+    again = unpack(root, tiny_plan, returned, run_dvc=False)
     assert "no stages of scale tiny" in again["dvc"] and (root / "dvc.lock").read_text() == before
 
 
 def test_the_command_line_prints_targets_and_refuses_a_missing_return(
-    plan: Plan, tmp_path: Path, capsys
+    tiny_plan: Plan, tmp_path: Path, capsys
 ) -> None:  # noqa: ANN001
     params = str(REPO / "params.yaml")
     assert main(["--params", params, "--scale", "tiny", "targets", "local"]) == 0
     printed = capsys.readouterr().out.split()
-    assert printed == phase_targets(plan, [], "local")
+    assert printed == phase_targets(tiny_plan, [], "local")
     assert main(["--params", params, "--scale", "tiny", "unpack", str(tmp_path)]) == 2
     assert "results.tar.xz: not found" in capsys.readouterr().err
 
