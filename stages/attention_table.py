@@ -17,6 +17,7 @@ from typing import Any
 
 from stages.claims.attention_masks import PAPER, TITLE, attention_claims
 from stages.claims.evidence import load_evaluations
+from stages.claims.feasibility import Feasibility
 from stages.claims.record import ClaimsFile, write_claims
 from stages.claims.settings import ClaimSettings, dataset_facts
 from stages.report.attention_table import INPUTS, ROWS, AttentionTable, build_attention_table, to_markdown
@@ -45,10 +46,15 @@ def write_attention_table(
     evals = {**find_evals(evals_dir, models), **named}
     facts = {dataset: dataset_facts(datasets_dir, dataset) for dataset in spec["datasets"]}
     claims = attention_claims(
-        spec["datasets"], spec["inputs"], load_evaluations(evals_dir, main_pairs), facts, settings
+        spec["datasets"],
+        spec["inputs"],
+        load_evaluations(evals_dir, main_pairs),
+        facts,
+        settings,
+        Feasibility(evals_dir, datasets_dir, settings.alpha),
     )
     table = build_attention_table(evals, spec["datasets"], spec["inputs"], claims)
-    write_claims(claims_path, ClaimsFile(PAPER, TITLE, scale, tuple(claims)))
+    write_claims(claims_path, ClaimsFile.of(PAPER, TITLE, scale, claims))
     write_table(
         out, table.frame, to_markdown(table, scale=scale, level=settings.level, claims_path=claims_path)
     )

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from stages.claims.evidence import load_evaluations
+from stages.claims.feasibility import Feasibility
 from stages.claims.lat import PAPER, TITLE, lat_claims
 from stages.claims.record import ClaimsFile, write_claims
 from stages.claims.settings import ClaimSettings, dataset_facts
@@ -26,10 +27,11 @@ def main(args: argparse.Namespace) -> None:
     rows = lat_rows(params.raw["tables"]["lat"])
     evals = load_evaluations(Path(args.evals), required_pairs(rows))
     facts = {row.dataset: dataset_facts(Path(args.datasets), row.dataset) for row in rows}
-    claims = lat_claims(rows, evals, facts, settings)
+    feasibility = Feasibility(Path(args.evals), Path(args.datasets), settings.alpha)
+    claims = lat_claims(rows, evals, facts, settings, feasibility)
     table = build_lat_table(evals, rows, claims)
     # Everything is computed before anything is written: a bad input replaces no output.
-    write_claims(Path(args.claims), ClaimsFile(PAPER, TITLE, params.scale, tuple(claims)))
+    write_claims(Path(args.claims), ClaimsFile.of(PAPER, TITLE, params.scale, claims))
     write_table(
         Path(args.out),
         table.frame,

@@ -32,12 +32,18 @@ def main(args: argparse.Namespace) -> None:
         params.scale,
         claims_path=Path(args.claims),
         settings=ClaimSettings.from_params(params.raw),
+        datasets_dir=Path(args.datasets),
     )
 
 
 def parser() -> argparse.ArgumentParser:
     p = params_parser("Build the pixel-space report (csv, md and figures).")
     p.add_argument("--evals", required=True, help="the evaluations folder (results/<scale>/evals)")
+    p.add_argument(
+        "--datasets",
+        required=True,
+        help="the prepare stage's statistics (results/<scale>/datasets): the pools for what it would take",
+    )
     p.add_argument(
         "--out", required=True, help="output path without suffix (results/<scale>/tables/pixel_space)"
     )

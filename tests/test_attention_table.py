@@ -20,7 +20,7 @@ import yaml
 
 from stages.attention_table import main, parser, write_attention_table
 from stages.claims import evidence
-from stages.claims.attention_masks import attention_claims
+from stages.claims.attention_masks import PAPER_FOREGROUND, SECTION_DATASETS, attention_claims
 from stages.claims.evidence import Evaluation
 from stages.claims.record import ClaimRecord, read_claims
 from stages.claims.settings import ClaimSettings, DatasetFacts
@@ -72,6 +72,7 @@ EQUAL: Accuracy = {ds: dict.fromkeys(LABELS.values(), (80.0, 40.0)) for ds in DA
 
 
 def claim_ids(dataset: str) -> list[str]:
+    """Every claim of ``dataset``: A4 (the foreground share) where the paper gives one."""
     return [
         f"{dataset}.A1.natural",
         f"{dataset}.A1.pgd",
@@ -80,7 +81,13 @@ def claim_ids(dataset: str) -> list[str]:
         f"{dataset}.A3.natural",
         f"{dataset}.A3.adversarial",
         f"{dataset}.A3",
+        *([f"{dataset}.A4"] if dataset in PAPER_FOREGROUND else []),
     ]
+
+
+def accuracy_claims(claims: dict[str, ClaimRecord]) -> dict[str, ClaimRecord]:
+    """The claims on the models' accuracies: all but A4, a property of the dataset (tested on its own)."""
+    return {i: c for i, c in claims.items() if not i.endswith(".A4")}
 
 
 def result(model: str, attack: str, accuracy: float, samples: int = SAMPLES, **extra: Any) -> dict[str, Any]:
@@ -152,11 +159,14 @@ def write_evals(evals_dir: Path, evals: dict[tuple[str, str], dict]) -> None:
 
 
 def write_datasets(folder: Path, names: list[str]) -> Path:
-    """The prepare stage's statistics, as much of them as the claims read."""
+    """The prepare stage's statistics, as much of them as the claims read (the mean foreground
+    fraction at the paper's share, where it gives one)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
-        per_class = {f"class{c}": SAMPLES // CLASSES for c in range(CLASSES)}
-        (folder / f"{name}.json").write_text(json.dumps({"test_summary": {"per_class": per_class}}))
+        summary: dict[str, Any] = {"per_class": {f"class{c}": SAMPLES // CLASSES for c in range(CLASSES)}}
+        if name in PAPER_FOREGROUND:
+            summary["mean_foreground_fraction"] = PAPER_FOREGROUND[name] / 100
+        (folder / f"{name}.json").write_text(json.dumps({"test_summary": summary}))
     return folder
 
 
@@ -272,7 +282,7 @@ def test_markdown_layout() -> None:
         "from a 95 % interval" in md
         and "`results/reduced/claims/attention_masks.json` holds the records" in md
     )
-    assert md.count("\n- **coco_ic.A") == 7 and md.count("\n- **gtsrb_ic.A") == 7
+    assert md.count("\n- **coco_ic.A") == 8 and md.count("\n- **gtsrb_ic.A") == 8
     assert "> Vaishnavi et al. 2020, Experiments and Table 4: “" in md
     assert "| X_FG-A  |                72.92 |                      72.92 |" in md
     assert "nan" not in md and "None |" not in md
@@ -284,7 +294,7 @@ def test_markdown_layout() -> None:
 def test_claims_hold_with_large_clear_effects() -> None:
     claims = by_id(claims_of(evals_from(CLEAR)))
     assert list(claims) == claim_ids("coco_ic") + claim_ids("gtsrb_ic")
-    assert {i: c.outcome for i, c in claims.items() if c.outcome != Outcome.HOLDS} == {}
+    assert {i: c.outcome for i, c in accuracy_claims(claims).items() if c.outcome != Outcome.HOLDS} == {}
     a1 = claims["coco_ic.A1.pgd"]
     assert a1.effect is not None and a1.effect.unit == "points" and a1.effect.value == pytest.approx(25.0)
     assert a1.effect.low > 0 and a1.effect.n == SAMPLES
@@ -316,7 +326,7 @@ def test_claims_hold_with_large_clear_effects() -> None:
 
 def test_claims_do_not_hold_when_the_effects_are_reversed() -> None:
     claims = by_id(claims_of(evals_from(REVERSED)))
-    assert {i: c.outcome for i, c in claims.items() if c.outcome != Outcome.FAILS} == {}
+    assert {i: c.outcome for i, c in accuracy_claims(claims).items() if c.outcome != Outcome.FAILS} == {}
     a2 = claims["coco_ic.A2"].effect
     assert a2 is not None and a2.low > SETTINGS.comparable_margin  # 28 points apart: not comparable
     a3 = claims["gtsrb_ic.A3.adversarial"].effect
@@ -325,20 +335,23 @@ def test_claims_do_not_hold_when_the_effects_are_reversed() -> None:
 
 
 def test_equal_numbers_are_inconclusive() -> None:
-    claims = claims_of(evals_from(EQUAL))
-    assert {c.outcome for c in claims} == {Outcome.INCONCLUSIVE}
-    for claim in claims:
-        if claim.effect is not None:
-            assert claim.effect.value == 0.0 and "straddles" in claim.reason
-        else:
+    claims = accuracy_claims(by_id(claims_of(evals_from(EQUAL))))
+    assert {c.outcome for c in claims.values()} == {Outcome.INCONCLUSIVE}
+    for claim in claims.values():
+        if claim.effect is None:
             assert claim.reason.startswith("parts not holding:")
+        else:
+            # "includes 0" (directional), "crosses a bound of ±5" (A2 on COCO-IC, equivalence).
+            assert claim.effect.value == 0.0 and "so these images cannot tell" in claim.reason
 
 
 def test_too_few_images_cannot_decide() -> None:
+    # Ten images: every interval is too wide to decide, and each record carries the flag
+    # (params claims.min_samples is a flag, not an override).
     claims = claims_of(evals_from(CLEAR, samples=10))
     effects = [c for c in claims if c.effect is not None]
     assert effects and {c.outcome for c in effects} == {Outcome.INCONCLUSIVE}
-    assert all("only 10 images" in c.reason for c in effects)
+    assert all(c.small_sample and "cannot tell" in c.reason for c in effects)
 
 
 def test_a_model_at_chance_makes_its_claims_degenerate() -> None:
@@ -347,8 +360,8 @@ def test_a_model_at_chance_makes_its_claims_degenerate() -> None:
     claims = by_id(claims_of(evals_from(acc)))
     degenerate = {i for i, c in claims.items() if c.outcome == Outcome.DEGENERATE}
     assert degenerate == {"coco_ic.A2", "coco_ic.A3.natural", "coco_ic.A3"}
-    assert "`coco_ic_natural` is at chance" in claims["coco_ic.A2"].reason
-    assert "`coco_ic_natural` is at chance" in claims["coco_ic.A3"].reason
+    at_chance = "`coco_ic_natural`: its clean accuracy 10.8 % [8.4, 13.8] on 500 images is not above chance"
+    assert at_chance in claims["coco_ic.A2"].reason and at_chance in claims["coco_ic.A3"].reason
     assert claims["coco_ic.A1"].outcome == claims["gtsrb_ic.A3"].outcome == Outcome.HOLDS
 
 
@@ -395,15 +408,90 @@ def test_paired_outcomes_decide_what_summary_counts_cannot() -> None:
                 raw[(model, attack)]["per_image"] = per_image(value)[1]
     paired = by_id(claims_of(raw))
     a3 = paired["coco_ic.A3.natural"]
-    assert (
-        a3.effect is not None and a3.effect.paired and a3.effect.method == str(Method.PAIRED_BOOTSTRAP_RATE)
-    )
-    assert (a3.effect.value, a3.effect.low, a3.effect.high) == (0.0, 0.0, 0.0)
+    assert a3.effect is not None and a3.effect.paired and a3.effect.method == str(Method.PAIRED_SCORE_RATE)
+    # No discordant pair: the paired score interval is symmetric about 0 and narrow (±0.6 points
+    # on 500 images), well inside the 2-point margin.
+    assert a3.effect.value == 0.0 and a3.effect.discordant == (0, 0)
+    assert -SETTINGS.no_cost_margin < a3.effect.low == -a3.effect.high < 0
     assert a3.outcome == Outcome.HOLDS and a3.note == ""
     a1 = paired["gtsrb_ic.A1.pgd"].effect
     assert a1 is not None and a1.p_value is not None and a1.p_value < 1e-10
     summary = {key: {k: v for k, v in record.items() if k != "per_image"} for key, record in raw.items()}
     assert by_id(claims_of(summary))["coco_ic.A3.natural"].outcome == Outcome.INCONCLUSIVE
+
+
+def with_fractions(shares: dict[str, float] | None) -> dict[tuple[str, str], dict]:
+    """CLEAR's evaluations with per-image outcomes; with ``shares`` (dataset -> mean share in %),
+    X-N's clean evaluation also keeps each image's foreground fraction: the mean -0.1, the mean,
+    +0.1 in turn (an image's share spreads by 10 points)."""
+    raw = evals_from(CLEAR)
+    for ds, roles in DATASETS.items():
+        for role, model in roles.items():
+            for attack in INPUTS.values():
+                block = per_image(raw[(model, attack)]["accuracy"])[1]
+                if shares is not None and role == "natural" and attack == INPUTS["natural"]:
+                    offsets = np.array([-0.1, 0.0, 0.1])[np.arange(SAMPLES) % 3]
+                    offsets[-2] = 0.0  # SAMPLES is not a multiple of 3: one -0.1 less keeps the mean
+                    block["foreground_fraction"] = (shares[ds] / 100 + offsets).round(6).tolist()
+                raw[(model, attack)]["per_image"] = block
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("shares", "outcome"),
+    [
+        ({"coco_ic": 56.0, "gtsrb_ic": 25.0}, Outcome.HOLDS),  # the paper's shares
+        ({"coco_ic": 36.0, "gtsrb_ic": 34.0}, Outcome.FAILS),  # about ours at the reduced scale
+        ({"coco_ic": 51.0, "gtsrb_ic": 30.0}, Outcome.INCONCLUSIVE),  # 5 points off: on the bound
+    ],
+    ids=["paper", "far", "on_the_margin"],
+)
+def test_foreground_share_follows_the_per_image_fractions(shares: dict[str, float], outcome: Outcome) -> None:
+    """A4 (Dataset Creation): our mean share of foreground pixels against the paper's ≈56 %
+    (MS-COCO-IC) and ≈25 % (GTSRB-IC), within ±comparable_margin points, from per-image
+    fractions where an evaluation keeps them (a BCa interval over images)."""
+    claims = by_id(claims_of(with_fractions(shares)))
+    margin = SETTINGS.comparable_margin
+    for ds in DATASETS:
+        a4 = claims[f"{ds}.A4"]
+        effect = a4.effect
+        assert a4.outcome == outcome, a4.reason
+        assert effect is not None and effect.unit == "points" and effect.n == SAMPLES and effect.paired
+        assert effect.method in (str(Method.PAIRED_BCA), str(Method.PAIRED_T))
+        assert effect.value == pytest.approx(shares[ds] - PAPER_FOREGROUND[ds], abs=1e-6)
+        inside = -margin <= effect.low and effect.high <= margin
+        outside = effect.low > margin or effect.high < -margin
+        assert inside is (outcome == Outcome.HOLDS) and outside is (outcome == Outcome.FAILS)
+        assert a4.section == SECTION_DATASETS and f"≈{PAPER_FOREGROUND[ds]:g}% foreground pixels" in a4.quote
+        assert a4.models == () and not a4.ours and a4.family == "attention_masks"
+        (quantity,) = a4.quantities
+        assert quantity.value == pytest.approx(shares[ds]) and quantity.unit == "%"
+        assert quantity.source == str(eval_path(EVALS, DATASETS[ds]["natural"], "natural"))
+        if outcome == Outcome.INCONCLUSIVE:
+            assert "crosses a bound of ±5 points" in a4.reason and a4.needs is not None
+    assert "ad hoc graph-cut segmenter" in claims["gtsrb_ic.A4"].note
+    # The accuracy claims do not change with the foreground fractions.
+    assert {c.outcome for c in accuracy_claims(claims).values()} == {Outcome.HOLDS}
+
+
+def test_foreground_share_from_the_dataset_statistics_has_no_interval() -> None:
+    """Without per-image fractions, the dataset statistics' mean (36.5 % on MS-COCO-IC at the
+    reduced scale) has no interval: inconclusive, and no power calculation; without a mean
+    either, A4 is not tested for want of data."""
+    raw = evals_from(CLEAR)
+    known = {"coco_ic": DatasetFacts("coco_ic", CLASSES, 0.364514, "datasets/coco_ic.json")}
+    known["gtsrb_ic"] = DatasetFacts("gtsrb_ic", CLASSES, None, "datasets/gtsrb_ic.json")
+    claims = by_id(attention_claims(DATASETS, INPUTS, evaluations(raw), known, SETTINGS))
+    coco = claims["coco_ic.A4"]
+    assert coco.outcome == Outcome.INCONCLUSIVE and coco.reason.endswith("no interval")
+    assert coco.effect is not None and coco.effect.method == str(Method.NONE)
+    assert coco.effect.value == pytest.approx(36.4514 - 56.0)
+    assert coco.quantities[0].source == "datasets/coco_ic.json" and "no interval" in coco.note
+    assert coco.needs is not None and coco.needs.constraint == "not computable"
+    gtsrb = claims["gtsrb_ic.A4"]
+    assert gtsrb.outcome == Outcome.NOT_TESTED and gtsrb.effect is None
+    assert gtsrb.needs is not None and gtsrb.needs.constraint == "data"
+    assert "datasets/gtsrb_ic.json has no mean foreground fraction" in gtsrb.reason
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -504,8 +592,8 @@ def test_cli_reads_the_spec_from_params(tmp_path: Path, monkeypatch: pytest.Monk
     assert "Scale: **reduced**" in out.with_suffix(".md").read_text(encoding="utf-8")
     claims = read_claims(tmp_path / "claims" / "attention_masks.json")
     assert claims.scale == "reduced"
-    # params' claims settings reach the verdicts: 500 images are fewer than min_samples 1000.
-    assert all("fewer than the 1000" in c.reason for c in claims.claims if c.effect is not None)
+    # params' claims settings reach the records: 500 images are fewer than min_samples 1000.
+    assert all(c.small_sample for c in claims.claims if c.effect is not None)
 
 
 def test_cli_end_to_end(tmp_path: Path) -> None:
@@ -536,5 +624,11 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert f"`{named.as_posix()}` holds the records" in md and named.is_file()
     claims = read_claims(named)
     assert [c.claim_id for c in claims.claims] == [i for ds in spec["datasets"] for i in claim_ids(ds)]
-    assert {c.outcome for c in claims.claims} == {Outcome.HOLDS}
+    by_claim = {c.claim_id: c for c in claims.claims}
+    assert {c.outcome for c in accuracy_claims(by_claim).values()} == {Outcome.HOLDS}
+    # A4 from the dataset statistics: the test split's mean only, so no interval.
+    for ds in PAPER_FOREGROUND.keys() & set(spec["datasets"]):
+        a4 = by_claim[f"{ds}.A4"]
+        assert a4.outcome == Outcome.INCONCLUSIVE and "no interval" in a4.reason
+        assert a4.quantities[0].source == str(tmp_path / "datasets" / f"{ds}.json")
     assert not list(out.parent.glob(".*.tmp"))  # atomic writes leave no temp files

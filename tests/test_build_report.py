@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from stages.build_report import main, parser
-from stages.claims.record import ClaimRecord, ClaimsFile, Effect, Quantity, write_claims
+from stages.claims.record import ClaimRecord, ClaimsFile, Effect, ModelHealth, Quantity, write_claims
 from stages.claims.stats import Outcome
 from stages.config import Params, load_yaml, resolve_tree
 from stages.report.full_report import (
@@ -167,6 +167,21 @@ CLAIMS = {
             record("lat", "mnist.L1.attack", Outcome.INCONCLUSIVE, reason="the interval straddles 0"),
             record("lat", "mnist.L1", Outcome.INCONCLUSIVE, parts=("mnist.L1.natural", "mnist.L1.attack")),
             record("lat", "cifar10.L2", Outcome.DEGENERATE, reason="`cifar10_standard` is at chance"),
+        ),
+        (
+            ModelHealth(
+                "cifar10_standard",
+                "evals/s.json",
+                500,
+                0.108,
+                0.1,
+                6,
+                1.0,
+                2.30,
+                2.30,
+                ("constant", "majority"),
+                "why",
+            ),
         ),
     ),
     "attention_masks": ClaimsFile(
@@ -341,7 +356,13 @@ def test_summary_lists_every_claim_that_is_not_a_part_from_the_records(
     ]
     # A composite's effect counts its parts' outcomes and links to the records file.
     assert "[parts: 1 holds, 1 inconclusive](claims/lat.json)" in rows[0]
-    assert "Outcomes: 1 holds, 1 does not hold, 1 inconclusive, 1 degenerate, 1 not tested." in summary
+    # Every count says what it counts: the rows (top-level claims) apart from their leaves.
+    assert (
+        "- The papers' claims, top level (the rows below): 5: 1 holds, 1 does not hold, 1 inconclusive, "
+        "1 degenerate, 1 not tested." in summary
+    )
+    assert "- Their parts and single claims with an effect (leaves): " in summary
+    assert "Holm's adjustment per paper" in summary
 
 
 def test_claims_sections_are_rendered_from_records_not_from_table_prose(
@@ -351,12 +372,16 @@ def test_claims_sections_are_rendered_from_records_not_from_table_prose(
     md = build_report(inputs)
     lat = section(md, "LAT (Rothberg et al. 2019)")
     claims = lat.split("### Claims\n\n", 1)[1]
-    assert claims.startswith("1 holds, 2 inconclusive, 1 degenerate. Records: `results/claims/lat.json`")
+    assert claims.startswith(
+        "Top-level claims: 1 inconclusive, 1 degenerate; every record, parts included: 1 holds, "
+        "2 inconclusive, 1 degenerate. Records: `results/claims/lat.json`"
+    )
     assert "- **mnist.L1.natural** (mnist): claim mnist.L1.natural — **holds**" in claims
     assert "A minus B: +12.5 points [+8.2, +16.8]; paper: +20.0 (n = 500; Newcombe)" in claims
     # Numbers link to their source file, relative to report.md.
     assert "A natural: [90.0 %](evals/m/natural.json) (CI 87.1–92.3, n = 500)" in claims
     assert "Why: `cifar10_standard` is at chance" in claims
+    assert "- `cifar10_standard`: degenerate (constant, majority): why" in lat
     assert lat.index("### Claims") < lat.index("### LAT: fake loss table")
     # The tables' own verdict sentences are never read back: a "holds" bullet in a table's prose
     # that no record has does not reach the summary.

@@ -16,14 +16,24 @@ from stages.claims.build import ClaimBook
 from stages.claims.evidence import (
     accuracy_difference,
     check_pair,
-    degenerate_reason,
     evaluation,
     loss_difference,
+    model_health,
 )
 from stages.claims.record import ClaimRecord, ClaimsFile, Effect, Quantity, read_claims, write_claims
 from stages.claims.render import claim_bullet, outcome_counts, summary_table
 from stages.claims.settings import ClaimSettings
-from stages.claims.stats import Estimate, Method, Outcome, directional, rate_difference_paired
+from stages.claims.stats import (
+    ABOVE_ZERO,
+    Estimate,
+    Method,
+    Outcome,
+    directional,
+    mean_difference_paired,
+    mean_paired,
+    rate_difference_paired,
+    within,
+)
 from stages.utils.errors import DataError
 
 ALPHA = 0.05
@@ -148,7 +158,7 @@ def test_accuracy_difference_is_paired_when_both_keep_per_image_outcomes() -> No
     b = evaluation(record(first(500, 1000)), "evals/b.json", "b", "natural")
     est = accuracy_difference(a, b, ALPHA)
     assert est.paired and est.p_value is not None and est.p_value < 1e-50
-    assert est.method == Method.PAIRED_BOOTSTRAP_RATE
+    assert est.method == Method.PAIRED_SCORE_RATE
     assert est.value == pytest.approx(0.4) and est.n == 1000
     assert est == rate_difference_paired(a.correct, b.correct, ALPHA)
     loss = loss_difference(b, a, ALPHA)
@@ -166,21 +176,50 @@ def test_accuracy_difference_is_unpaired_from_summary_counts() -> None:
 
 def test_a_constant_predictor_is_degenerate() -> None:
     ev = evaluation(record(first(100, 1000), predictions=[3] * 1000), "evals/const.json", "const", "natural")
-    reason = degenerate_reason(ev, 10, ALPHA)
-    assert reason is not None
-    assert "`const`" in reason and "class 3" in reason and "1000" in reason and "evals/const.json" in reason
+    health = model_health(ev, 10, ALPHA)
+    assert health.degenerate and "constant" in health.tests
+    text = health.text
+    assert "`const`" in text and "class 3" in text and "1000" in text and "evals/const.json" in text
+
+
+def test_a_majority_class_predictor_at_29_of_34_is_degenerate() -> None:
+    """Segment-6's clean model: "bird" (11 of 34 test images, 32.4 %) for 29 of 34 images,
+    10 of them right (29.4 %). Its accuracy's Wilson interval clears 1/6 but not the majority
+    share, and one class takes most of its predictions: both tests fire."""
+    shares = (3 / 34, 11 / 34, 7 / 34, 5 / 34, 5 / 34, 3 / 34)  # by label; bird is label 1
+    predictions = [1] * 29 + [0, 2, 3, 4, 5]
+    correct = [1] * 10 + [0] * 24
+    ev = evaluation(record(correct, predictions=predictions), "evals/s6.json", "segment6_clean", "natural")
+    health = model_health(ev, 6, ALPHA, majority_share=11 / 34, class_shares=shares)
+    assert health.tests == ("constant", "majority")
+    assert "29 of its 34" in health.text and "32.4 %" in health.text
+    # The old rule (the Wilson interval against 1/classes alone) would have passed it.
+    assert ev.accuracy_estimate(ALPHA).low > 1 / 6
 
 
 def test_a_model_at_chance_is_degenerate_and_a_good_one_is_not() -> None:
     chance = evaluation(summary(0.108, 500), "evals/weak.json", "weak", "natural")
-    reason = degenerate_reason(chance, 10, ALPHA)
-    assert reason is not None and "chance" in reason and "10.8" in reason and "evals/weak.json" in reason
+    health = model_health(chance, 10, ALPHA)
+    assert health.tests == ("majority",)
+    assert "chance" in health.text and "10.8" in health.text and "evals/weak.json" in health.text
     good = evaluation(summary(0.9, 500), "evals/good.json", "good", "natural")
-    assert degenerate_reason(good, 10, ALPHA) is None
+    assert not model_health(good, 10, ALPHA).degenerate
     varied = evaluation(record(first(450, 500)), "evals/good.json", "good", "natural")
-    assert degenerate_reason(varied, 10, ALPHA) is None
+    assert not model_health(varied, 10, ALPHA).degenerate
     # 10.8 % is well above chance among 100 classes.
-    assert degenerate_reason(chance, 100, ALPHA) is None
+    assert not model_health(chance, 100, ALPHA).degenerate
+    # ... but not above a majority class that makes up 12 % of the test split.
+    assert model_health(chance, 100, ALPHA, majority_share=0.12).tests == ("majority",)
+
+
+def test_a_high_loss_with_good_accuracy_is_overfit_not_constant() -> None:
+    """A loss above ln(classes) is not by itself a constant predictor: confident errors."""
+    data = record(first(450, 500))
+    data["loss"] = 2.5
+    health = model_health(evaluation(data, "evals/o.json", "overfit", "natural"), 10, ALPHA)
+    assert (
+        not health.degenerate and "overfitting" in health.text and "not a constant predictor" in health.text
+    )
 
 
 # --- build: deciding claims ------------------------------------------------------------------------
@@ -195,27 +234,50 @@ def test_decide_is_degenerate_when_a_model_it_rests_on_is() -> None:
     book.check_model(evaluation(summary(0.108, 500), "evals/weak.json", "weak", "natural"), 10)
     book.check_model(evaluation(summary(0.9, 500), "evals/good.json", "good", "natural"), 10)
     assert set(book.degenerate) == {"weak"}
-    outcome, reason = book.decide(large_effect(), directional, ["good", "weak", "weak"])
+    outcome, reason = book.decide(large_effect(), ABOVE_ZERO, ["good", "weak", "weak"])
     assert outcome == Outcome.DEGENERATE
     assert reason == book.degenerate["weak"]  # named once, though listed twice
-    assert book.decide(large_effect(), directional, ["good"]) == (Outcome.HOLDS, "")
+    outcome, reason = book.decide(large_effect(), ABOVE_ZERO, ["good"])
+    assert outcome == Outcome.HOLDS and reason.startswith("the 95 % interval [") and "lies above 0" in reason
 
 
-def test_decide_is_inconclusive_below_the_minimum_sample_size() -> None:
+def test_a_small_sample_is_a_flag_not_an_override() -> None:
     settings = ClaimSettings()
     book = ClaimBook("paper", settings)
     small = large_effect(settings.min_samples - 10)
-    assert directional(small) == Outcome.HOLDS  # the rule alone would decide
-    outcome, reason = book.decide(small, directional, ["a", "b"])
-    assert outcome == Outcome.INCONCLUSIVE
-    assert "claims.min_samples" in reason and f"only {small.n} images" in reason
+    assert ABOVE_ZERO(small) == Outcome.HOLDS
+    record_ = book.effect_claim(
+        claim_id="small",
+        claim="a beats b",
+        quote="q",
+        section="§1",
+        dataset="d",
+        rule_text="above 0",
+        rule=ABOVE_ZERO,
+        effect=Effect.of("difference", "points", small.scaled(100)),
+        estimate=small,
+        quantities=[],
+        models=["a", "b"],
+    )
+    assert record_.outcome == Outcome.HOLDS and record_.small_sample
 
 
 def test_decide_says_why_an_interval_is_inconclusive() -> None:
     book = ClaimBook("paper", ClaimSettings())
-    est = Estimate(0.01, -0.02, 0.04, 500, Method.NONE, False)
-    outcome, reason = book.decide(est, directional, ["a"])
-    assert outcome == Outcome.INCONCLUSIVE and "straddles" in reason and "95 %" in reason
+    est = Estimate(0.01, -0.02, 0.04, 500, Method.WILSON, False)
+    outcome, reason = book.decide(est, ABOVE_ZERO, ["a"])
+    assert outcome == Outcome.INCONCLUSIVE and "includes 0" in reason and "95 %" in reason
+    assert book.decide(est, within(0.03), ["a"])[1].endswith(
+        "crosses a bound of ±0.03, so these images cannot tell"
+    )
+    # An effect without an interval decides nothing, whatever its value.
+    none = Estimate(0.5, 0.5, 0.5, 500, Method.NONE, False)
+    assert book.decide(none, ABOVE_ZERO, ["a"])[0] == Outcome.INCONCLUSIVE
+
+
+def test_a_rule_must_be_a_rule_object() -> None:
+    with pytest.raises(TypeError, match="stats.Rule"):
+        ClaimBook("paper", ClaimSettings()).decide(large_effect(), directional, ["a"])  # type: ignore[arg-type]
 
 
 def claim_records() -> list[ClaimRecord]:
@@ -229,7 +291,7 @@ def claim_records() -> list[ClaimRecord]:
         claim_id="a_beats_b",
         claim="a is more accurate than b",
         rule_text="holds when the interval is above 0",
-        rule=directional,
+        rule=ABOVE_ZERO,
         effect=Effect.of("accuracy difference", "points", est.scaled(100), paper=30.0),
         estimate=est,
         quantities=[a.quantity("a", ALPHA), b.quantity("b", ALPHA)],
@@ -240,7 +302,7 @@ def claim_records() -> list[ClaimRecord]:
         claim_id="b_beats_a",
         claim="b is more accurate than a",
         rule_text="holds when the interval is above 0",
-        rule=directional,
+        rule=ABOVE_ZERO,
         effect=Effect.of("accuracy difference", "points", est.negated().scaled(100), paper=-1.0),
         estimate=est.negated(),
         quantities=[b.quantity("b", ALPHA), a.loss_quantity("a's loss")],
@@ -250,8 +312,14 @@ def claim_records() -> list[ClaimRecord]:
         **common,
     )
     book.composite(claim_id="both", claim="both of the above", parts=[holds, fails], **common)
-    book.not_tested(claim_id="later", claim="a third claim", reason="no CIFAR-10 run at this scale", **common)
-    return book.records
+    book.not_tested(
+        claim_id="later",
+        claim="a third claim",
+        reason="no CIFAR-10 run at this scale",
+        constraint="compute",
+        **common,
+    )
+    return book.finish()
 
 
 def test_effect_claims_and_composites_take_their_outcomes_from_the_rules() -> None:
@@ -268,7 +336,7 @@ def test_effect_claims_and_composites_take_their_outcomes_from_the_rules() -> No
 
 
 def claims_file() -> ClaimsFile:
-    return ClaimsFile(paper="paper", title="A paper (2020)", scale="tiny", claims=tuple(claim_records()))
+    return ClaimsFile.of("paper", "A paper (2020)", "tiny", claim_records())
 
 
 def test_claims_round_trip_exactly(tmp_path: Path) -> None:
@@ -366,7 +434,7 @@ def test_summary_table_has_one_row_per_record_and_counts_a_composites_parts() ->
     rows = [cells(line) for line in lines[2:]]
     assert [row[3] for row in rows] == [f"**{r.outcome}**" for r in records]
     assert [row[1].split(":")[0] for row in rows] == [r.claim_id for r in records]
-    assert rows[0][4].startswith("+40.0 points [+3") and rows[0][6] == "1000"
+    assert rows[0][4].startswith("+40.0 points [+3") and rows[0][6] == "1000 (400:0 discordant)"
     assert rows[0][5] == "+30.0 (outside ours)"
     assert rows[1][1].endswith("*(ours)*")
     assert rows[2][4] == "parts: 1 holds, 1 does not hold" and rows[2][6] == "–"
@@ -408,9 +476,184 @@ def test_a_bullet_says_why_and_how_and_whose_claim() -> None:
     assert "*(our extension, not the paper's)*" in claim_bullet(fails)
     assert "Note: paired on the same 1000 images." in claim_bullet(fails)
     assert "parts: a_beats_b, b_beats_a" in claim_bullet(both)
-    assert claim_bullet(later).endswith("Why: no CIFAR-10 run at this scale.")
+    assert claim_bullet(later).endswith(
+        "Why: no CIFAR-10 run at this scale. What would decide it: evaluations not run at this scale."
+    )
 
 
 def test_a_bullet_keeps_relative_links_that_climb_out_of_the_report_folder() -> None:
     bullet = claim_bullet(claim_records()[0], link=lambda p: f"../{p}")
     assert "(../results/evals/a/natural.json)" in bullet
+
+
+# --- finish: multiplicity and what it would take ----------------------------------------------------
+
+
+def leaf(
+    book: ClaimBook, claim_id: str, a_only: int, b_only: int, *, n: int = 400, ours: bool = False
+) -> ClaimRecord:
+    """A paired accuracy claim with ``a_only``:``b_only`` discordant pairs among ``n`` images."""
+    a = np.r_[
+        np.ones(a_only),
+        np.zeros(b_only),
+        np.ones((n - a_only - b_only) // 2),
+        np.zeros(n - a_only - b_only - (n - a_only - b_only) // 2),
+    ]
+    b = np.r_[
+        np.zeros(a_only),
+        np.ones(b_only),
+        np.ones((n - a_only - b_only) // 2),
+        np.zeros(n - a_only - b_only - (n - a_only - b_only) // 2),
+    ]
+    est = rate_difference_paired(a, b, ALPHA)
+    return book.effect_claim(
+        claim_id=claim_id,
+        claim=f"{claim_id} is above 0",
+        quote="q",
+        section="§1",
+        dataset="d",
+        rule_text="above 0",
+        rule=ABOVE_ZERO,
+        effect=Effect.of("difference", "points", est.scaled(100.0), paper=5.0),
+        estimate=est.scaled(100.0),
+        quantities=[],
+        models=[],
+        ours=ours,
+    )
+
+
+def above_zero_claim(
+    book: ClaimBook, claim_id: str, est: Estimate, unit: str = "points", **extra: Any
+) -> ClaimRecord:
+    """``est`` as a claim that the effect lies above 0, with nothing else to show."""
+    return book.effect_claim(
+        claim_id=claim_id,
+        claim=claim_id,
+        quote="q",
+        section="§1",
+        dataset="d",
+        rule_text="above 0",
+        rule=ABOVE_ZERO,
+        effect=Effect.of("difference", unit, est),
+        estimate=est,
+        quantities=[],
+        **{"models": [], **extra},
+    )
+
+
+def test_holm_demotes_a_borderline_leaf_in_a_large_family_and_its_composite_follows() -> None:
+    book = ClaimBook("paper", ClaimSettings())
+    borderline = leaf(book, "borderline", 14, 4)  # decided alone at 5 %, p about 0.02
+    strong = leaf(book, "strong", 60, 5)
+    nulls = [leaf(book, f"null{i}", 5, 5) for i in range(4)]
+    book.composite(
+        claim_id="both", claim="both", quote="q", section="§1", dataset="d", parts=[borderline, strong]
+    )
+    mine = leaf(book, "mine", 14, 4, ours=True)  # the same effect in a family of one (ours)
+    done = {r.claim_id: r for r in book.finish()}
+    b = done["borderline"]
+    assert b.outcome_unadjusted == Outcome.HOLDS and b.outcome == Outcome.INCONCLUSIVE
+    assert b.effect.rule_p < ALPHA <= b.effect.holm_p
+    assert "not after Holm's adjustment over the 6 tests of its family" in b.reason
+    assert done["strong"].outcome == Outcome.HOLDS and done["strong"].effect.holm_p < ALPHA
+    assert done["both"].outcome == Outcome.INCONCLUSIVE and done["both"].outcome_unadjusted == Outcome.HOLDS
+    assert done["mine"].outcome == Outcome.HOLDS and done["mine"].family == "ours"
+    assert done["mine"].effect.holm_p == done["mine"].effect.rule_p
+    assert all(done[n.claim_id].outcome == Outcome.INCONCLUSIVE for n in nulls)
+    assert mine.effect.rule_p is None  # the records made before finish carry no p
+
+
+def test_what_it_would_take_for_an_undecided_claim() -> None:
+    book = ClaimBook("paper", ClaimSettings())
+    leaf(book, "weak", 12, 6)
+    leaf(book, "zero", 5, 5)
+    done = {r.claim_id: r for r in book.finish()}
+    needs = done["weak"].needs
+    assert needs is not None and needs.constraint == "images" and needs.basis == "the observed effect"
+    # 1.5 points of difference, a per-image sd of about 21 points (d = 0.07), at the level Holm's
+    # first step asks in a family of two (0.025): about 1,900 images (1,560 at 0.05).
+    assert 1800 < needs.n_needed < 2000 and "80 % power at the observed effect (level 0.025" in needs.text
+    # A zero effect takes the paper's effect (+5 points) as the one to detect.
+    zero = done["zero"].needs
+    # 5 points against a per-image sd of about 16 points (d = 0.32): about 80 images.
+    assert zero is not None and zero.basis == "the paper's effect" and 60 < zero.n_needed < 100
+
+
+def test_an_effect_exactly_on_the_boundary_without_a_paper_effect_is_not_computable() -> None:
+    book = ClaimBook("paper", ClaimSettings())
+    est = mean_difference_paired(np.r_[np.ones(10), np.zeros(10)], np.r_[np.zeros(10), np.ones(10)], ALPHA)
+    above_zero_claim(book, "flat", est, "loss")
+    (flat,) = book.finish()
+    assert flat.outcome == Outcome.INCONCLUSIVE
+    assert flat.needs.constraint == "not computable" and "exactly on the rule's boundary" in flat.needs.text
+
+
+def write_eval(root: Path, model: str, attack: str, n: int, seconds: float, dataset: str = "d") -> str:
+    path = root / "evals" / model / f"{attack}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps({"samples": n, "accuracy": 0.5, "loss": 1.0, "dataset": dataset}), encoding="utf-8"
+    )
+    timing = {"device": "cpu", "seconds": seconds, "images_per_s": n / seconds}
+    path.with_name(f"{attack}.throughput.json").write_text(json.dumps(timing), encoding="utf-8")
+    return str(path)
+
+
+def write_dataset(root: Path, name: str, test: int) -> None:
+    data = {"builder": "mnist", "dataset": name, "test_summary": {"samples": test, "per_class": {"0": test}}}
+    (root / "datasets").mkdir(parents=True, exist_ok=True)
+    (root / "datasets" / f"{name}.json").write_text(json.dumps(data), encoding="utf-8")
+
+
+@pytest.mark.parametrize(("pool", "constraint"), [(10_000, "images"), (300, "data")])
+def test_the_pool_decides_between_more_images_and_more_data(
+    tmp_path: Path, pool: int, constraint: str
+) -> None:
+    from stages.claims.feasibility import Feasibility
+
+    write_dataset(tmp_path, "d", pool)
+    sources = [write_eval(tmp_path, m, "natural", 200, 20.0) for m in ("a", "b")]
+    book = ClaimBook("paper", ClaimSettings())
+    a = np.r_[np.ones(8), np.zeros(4), np.ones(94), np.zeros(94)]
+    b = np.r_[np.zeros(8), np.ones(4), np.ones(94), np.zeros(94)]
+    est = rate_difference_paired(a, b, ALPHA).scaled(100.0)
+    above_zero_claim(book, "c", est, "points", sources=sources)
+    (claim,) = book.finish(Feasibility(tmp_path / "evals", tmp_path / "datasets", ALPHA))
+    needs = claim.needs
+    assert needs is not None and needs.constraint == constraint and needs.pool == pool
+    assert needs.n_needed > 300
+    if constraint == "images":
+        # 0.1 s per image for each of the two evaluations, for the images beyond the 200 evaluated.
+        assert needs.cpu_hours == pytest.approx((needs.n_needed - 200) * 0.2 / 3600, rel=1e-2)
+    else:
+        assert needs.cpu_hours is None and "the pool holds 300" in needs.text
+
+
+def test_a_unit_cost_prices_units_that_are_not_images_of_the_evaluation() -> None:
+    """A targeted claim's n counts targeted images (5 of 100 attacked): more of them cost their own
+    measured seconds, not the evaluation's 100 images scaled up by 20."""
+    from stages.claims.feasibility import UnitCost
+
+    book = ClaimBook("paper", ClaimSettings())
+    values = np.array([40.0, 0.0, 20.0, 0.0, 10.0])
+    est = mean_paired(values, ALPHA)
+    above_zero_claim(book, "targeted", est, "points", unit_cost=UnitCost(1.0, 36.0))
+    (claim,) = book.finish()
+    assert claim.outcome == Outcome.INCONCLUSIVE and claim.needs is not None
+    assert "to evaluate" not in claim.needs.text
+    assert claim.needs.cpu_hours == pytest.approx((claim.needs.n_needed - 5) * 36.0 / 3600, rel=1e-2)
+
+
+def test_a_family_with_no_tested_leaf_finishes_and_says_what_binds() -> None:
+    """Every claim degenerate or untested: Holm has nothing to adjust, and each record still says
+    what would decide it (a model that learns, the data), naming no p."""
+    book = ClaimBook("paper", ClaimSettings())
+    book.check_model(evaluation(summary(0.108, 500), "evals/weak.json", "weak", "natural"), 10)
+    above_zero_claim(book, "on_weak", large_effect(), models=["weak"])
+    book.not_tested(
+        claim_id="later", claim="c", quote="q", section="§1", dataset="d", reason="r", constraint="data"
+    )
+    on_weak, later = book.finish()
+    assert on_weak.outcome == Outcome.DEGENERATE and on_weak.effect.holm_p is None
+    assert on_weak.needs.constraint == "model" and "`weak`" in on_weak.needs.text
+    assert later.needs.constraint == "data"

@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.stats import binomtest
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 from stages.claims.stats import (
+    ABOVE_ZERO,
+    BOOTSTRAP_RESAMPLES,
     Estimate,
     Method,
     Outcome,
+    Rule,
+    above,
+    below,
     combine,
     directional,
     equivalent,
+    holm,
+    images_for_power,
     includes,
     mean_difference_paired,
     mean_paired,
@@ -24,7 +32,9 @@ from stages.claims.stats import (
     rate_difference_paired,
     rate_difference_unpaired,
     relative_reduction_paired,
+    sign_test_p,
     wilson,
+    within,
 )
 
 ALPHA = 0.05
@@ -55,10 +65,32 @@ def mixed_pair(seed: int = 3, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
 def test_identical_outcomes_give_a_zero_difference_and_no_verdict() -> None:
     a = outcomes(700)
     est = rate_difference_paired(a, a.copy(), ALPHA)
-    assert (est.value, est.low, est.high) == (0.0, 0.0, 0.0)
-    assert est.paired and est.n == 1000 and est.method == Method.PAIRED_BOOTSTRAP_RATE
+    # No discordant pair: the score interval still has width on both sides (it never claims
+    # certainty from 1000 images), so no rule can decide.
+    assert est.value == 0.0 and est.low < 0.0 < est.high and est.discordant == (0, 0)
+    assert est.paired and est.n == 1000 and est.method == Method.PAIRED_SCORE_RATE
     assert est.p_value == 1.0  # no discordant pair: McNemar cannot reject
     assert directional(est) == Outcome.INCONCLUSIVE
+    assert ABOVE_ZERO.p_value(est) == 1.0
+
+
+@pytest.mark.parametrize("concordant", [0, 6, 96, 396])
+def test_a_one_sided_discordance_keeps_both_sides_of_its_interval(concordant: int) -> None:
+    """4:0 discordant pairs: a percentile bootstrap put the upper bound on the estimate (every
+    resample has a difference <= the observed one's maximum); the score interval does not,
+    unless the estimate is already the largest possible difference (+1)."""
+    n = 4 + concordant
+    a = np.r_[np.ones(4), np.ones(concordant // 2), np.zeros(concordant - concordant // 2)]
+    b = np.r_[np.zeros(4), np.ones(concordant // 2), np.zeros(concordant - concordant // 2)]
+    est = rate_difference_paired(a, b, ALPHA)
+    assert est.value == pytest.approx(4 / n) and est.discordant == (4, 0)
+    assert est.low < est.value
+    if concordant:
+        assert est.high > est.value
+    else:
+        assert est.high == 1.0
+    # Below a margin of +2 points on 401 images, 4:0 cannot be told apart from the margin.
+    assert below(2.0)(est.scaled(100.0)) != Outcome.HOLDS or est.high * 100 < 2.0
 
 
 def test_a_large_paired_effect_holds_and_its_reverse_does_not() -> None:
@@ -167,7 +199,7 @@ def test_mean_difference_paired_is_a_mean_with_a_sensible_interval() -> None:
     est = mean_difference_paired(new, base, ALPHA)
     assert est.value == pytest.approx(float(np.mean(new - base)))
     assert est.low < -0.48 and est.high > -0.52 and est.high - est.low < 0.05
-    assert directional(est) == Outcome.FAILS and est.method == Method.PAIRED_BOOTSTRAP_MEAN
+    assert directional(est) == Outcome.FAILS and est.method == Method.PAIRED_BCA
 
 
 def test_relative_reduction_of_constant_losses_is_exact() -> None:
@@ -299,3 +331,118 @@ def test_an_estimate_outside_its_interval_is_refused() -> None:
         Estimate(1.0, 0.0, 0.5, 10, Method.NONE, False)
     nan = Estimate(float("nan"), 0.0, 0.5, 10, Method.NONE, False)  # an undefined effect is allowed
     assert np.isnan(nan.value)
+
+
+# --- the one rule, its p-value, multiplicity and power ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a: wilson(60, 100, a),
+        lambda a: rate_difference_unpaired(60, 100, 45, 100, a),
+        lambda a: rate_difference_paired(*mixed_pair(), a),
+        lambda a: mean_paired(np.random.default_rng(1).normal(0.15, 1.0, 200), a),
+    ],
+    ids=["wilson", "newcombe", "paired-score", "bca"],
+)
+@pytest.mark.parametrize("rule", [ABOVE_ZERO, above(0.5), below(0.7), within(0.25)], ids=str)
+def test_a_rules_p_value_is_the_level_at_which_its_interval_decides(make, rule: Rule) -> None:
+    """p < alpha exactly when the interval at 1 - alpha decides: the p inverts the interval."""
+    estimate = make(ALPHA)
+    p = rule.p_value(estimate)
+    assert p is not None and 0 < p <= 1
+    for level in (0.01, 0.05, 0.2):
+        decided = rule(make(level)) in (Outcome.HOLDS, Outcome.FAILS)
+        if abs(p - level) > 1e-6:
+            assert decided == (p < level), (level, p)
+
+
+def test_holm_matches_statsmodels_on_a_fixed_vector() -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    p = [0.01, 0.04, 0.03, 0.005, 0.2, 0.0001]
+    expected = multipletests(p, alpha=ALPHA, method="holm")[1]
+    assert holm(p, ALPHA) == pytest.approx(list(expected))
+    # By hand: sorted 0.0001, 0.005, 0.01, 0.03, 0.04, 0.2 times 6, 5, 4, 3, 2, 1, made monotone.
+    assert holm(p, ALPHA) == pytest.approx([0.04, 0.09, 0.09, 0.025, 0.2, 0.0006])
+    assert holm([], ALPHA) == []
+
+
+def test_bca_never_leaves_a_side_on_the_estimate_for_varying_data() -> None:
+    """Three images out of 60 gain a third of a point each, the rest nothing: BCa's percentile
+    adjustment is undefined or lands on the estimate, and the t interval takes over."""
+    values = np.r_[np.full(3, 1 / 3), np.zeros(57)]
+    est = mean_paired(values, ALPHA)
+    assert est.low < est.value < est.high
+    assert est.method in (Method.PAIRED_BCA, Method.PAIRED_T)
+    constant = mean_paired(np.full(20, 0.25), ALPHA)
+    assert (constant.low, constant.high, constant.method) == (0.25, 0.25, Method.CONSTANT)
+
+
+def test_bca_interval_is_byte_stable() -> None:
+    values = np.random.default_rng(4).normal(0.1, 1.0, 150)
+    assert mean_paired(values, ALPHA) == mean_paired(values, ALPHA)
+
+
+def test_rule_texts_come_from_the_numbers() -> None:
+    est = Estimate(1.5, 0.4, 2.6, 100, Method.WILSON, False)
+    assert ABOVE_ZERO.explain(est, "95 %", "points") == "the 95 % interval [0.4, 2.6] lies above 0 points"
+    assert (
+        below(2).explain(est, "95 %")
+        == "the 95 % interval [0.4, 2.6] includes 2, so these images cannot tell"
+    )
+    assert below(3).explain(est, "95 %") == "the 95 % interval [0.4, 2.6] lies below 3"
+    assert within(3).explain(est, "95 %") == "the 95 % interval [0.4, 2.6] lies within ±3"
+    with pytest.raises(ValueError, match="margin must be positive"):
+        within(0)
+    with pytest.raises(ValueError, match="unknown"):
+        Rule("sideways")
+
+
+def test_power_matches_statsmodels_and_an_effect_of_zero_is_not_computable() -> None:
+    from statsmodels.stats.power import TTestPower
+
+    values = np.random.default_rng(2).normal(0.3, 1.2, 80)
+    est = mean_paired(values, ALPHA)
+    n = images_for_power(est, 0.3, ALPHA)
+    expected = TTestPower().solve_power(effect_size=0.3 / est.sd, alpha=ALPHA, power=0.8)
+    assert n == pytest.approx(expected)
+    # The textbook case: d = 0.5 needs about 33.4 pairs for 80 % power at 5 %.
+    unit = Estimate(0.5, 0.0, 1.0, 10, Method.PAIRED_BCA, True, sd=1.0)
+    assert images_for_power(unit, 0.5, ALPHA) == pytest.approx(33.37, abs=0.01)
+    assert images_for_power(unit, 0.0, ALPHA) is None
+    assert images_for_power(Estimate(0.5, 0.5, 0.5, 10, Method.CONSTANT, True, sd=0.0), 0.5, ALPHA) is None
+
+
+def test_a_constant_effect_is_decided_only_where_a_sign_test_could_be() -> None:
+    """Every image moving the same way has no spread, so no interval: what it can claim is an
+    exact sign test's p, 2^(1-n), which reaches 5 % at 7 images."""
+    from stages.claims.build import ClaimBook
+    from stages.claims.settings import ClaimSettings
+
+    few, many = mean_paired(np.full(5, 0.3), ALPHA), mean_paired(np.full(10, 0.3), ALPHA)
+    assert ABOVE_ZERO.p_value(few) == sign_test_p(5) == 0.0625
+    assert ABOVE_ZERO.p_value(many) == pytest.approx(2.0**-9)
+    book = ClaimBook("paper", ClaimSettings())
+    outcome, reason = book.decide(few, ABOVE_ZERO, [])
+    assert outcome == Outcome.INCONCLUSIVE and "sign test on 5 images" in reason
+    assert book.decide(many, ABOVE_ZERO, [])[0] == Outcome.HOLDS
+
+
+def test_a_bootstrap_p_stops_at_what_its_resamples_resolve() -> None:
+    strong = mean_paired(np.random.default_rng(5).normal(1.0, 0.5, 200), ALPHA)
+    assert strong.method == Method.PAIRED_BCA
+    assert ABOVE_ZERO.p_value(strong) == pytest.approx(2 / (BOOTSTRAP_RESAMPLES + 1))
+
+
+def test_a_bootstrap_on_few_images_is_widened_to_student_t() -> None:
+    """Five values, three of them positive: every resample mean is >= 0 and BCa's lower bound
+    lies above 0; Student's t (half-width 2.78 x 16.7 / sqrt 5) does not claim that."""
+    values = np.array([40.0, 0.0, 20.0, 0.0, 10.0])
+    est = mean_paired(values, ALPHA)
+    assert est.method == Method.PAIRED_BCA_T
+    half = stats.t.ppf(0.975, 4) * values.std(ddof=1) / np.sqrt(5)
+    assert est.low == pytest.approx(14.0 - half) and directional(est) == Outcome.INCONCLUSIVE
+    # At 30 images and more the BCa interval stands alone.
+    assert mean_paired(np.tile(values, 6), ALPHA).method == Method.PAIRED_BCA

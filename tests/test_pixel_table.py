@@ -1,9 +1,10 @@
 """The pixel-space report (Wang et al., Tables I, II, IV and Figs. 3-6): our numbers are the
 evaluations' counts as percentages beside the paper's, the paper's claims are records whose
 outcomes follow from paired confidence intervals over the attacked images (P1 regions, P2
-targeted, P3 generations, P4 confidence), a missing evaluation is listed instead of stopping the
-report (its model's claims "not tested"), and the four figures are written from the evaluations'
-per-image records (or say "no data")."""
+targeted, P3 generations, P4 confidence; P2.whole, P3.whole and P8-P12 the paper's other
+readings), a missing evaluation is listed instead of stopping the report (its model's claims "not
+tested"), and the four figures are written from the evaluations' per-image records (or say "no
+data"). One module for the whole report: every test builds on the same evaluation writers."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from stages.claims.pixel_space import PAPER as PAPER_KEY
 from stages.claims.pixel_space import TITLE
+from stages.claims.pixel_space_base import fitness_area, reached_any
 from stages.claims.record import ClaimRecord, read_claims
 from stages.claims.settings import ClaimSettings
 from stages.claims.stats import Method, Outcome
@@ -56,9 +60,11 @@ EVAL_REGION = {"original": "full", "foreground": "foreground", "background": "ba
 
 # Untargeted successes out of ATTACKED per region (the first images of each region fooled, so
 # the regions' fooled sets nest): the background much harder (the paper's shape), a case where
-# it is about as easy as the foreground, and one where every region is fooled equally often.
+# it is about as easy as the foreground (the whole image well above both, so that the refutation
+# of the "much larger gap" survives Holm's adjustment over every claim of the paper), and one where
+# every region is fooled equally often.
 BACKGROUND_HARD = {"original": 40, "foreground": 38, "background": 10}
-BACKGROUND_EASY = {"original": 40, "foreground": 30, "background": 29}
+BACKGROUND_EASY = {"original": 50, "foreground": 30, "background": 29}
 ALL_EQUAL = {"original": 40, "foreground": 40, "background": 40}
 # Enough images fooled in both regions for P3 and P4 (params claims.min_samples is 30).
 MANY_FOOLED = {"original": 60, "foreground": 56, "background": 32}
@@ -367,12 +373,16 @@ def test_csv_holds_our_rates_beside_the_papers(tmp_path: Path) -> None:
     assert row["natural_accuracy"] == pytest.approx(80.0)
     assert row["untargeted1"] == pytest.approx(round(100 * 10 / ATTACKED, 2))  # 12.5
     assert row["confidence_u"] == pytest.approx(60.0)
-    assert row["untargeted2"] == pytest.approx(75.0)
+    # Untargeted2 as the paper defines it: every targeted image reached (one) target class; ours,
+    # any label change, is the evaluation's 75 %.
+    assert row["untargeted2"] == pytest.approx(100.0)
+    assert row["untargeted2_label_change"] == pytest.approx(75.0)
     # One target of nine reached per targeted image.
     assert row["targeted"] == pytest.approx(round(100 / 9, 2))
     assert row["confidence_t"] == pytest.approx(55.0)
     assert row["targeted_images"] == TARGETED_IMAGES
     assert row["mean_generations"] == pytest.approx(7.0)
+    assert row["mean_generations_from_1"] == pytest.approx(8.0)  # the paper's count
     assert row["mean_queries"] == pytest.approx(400 * 8)  # the evaluation's mean, copied
     assert cell(frame, "nin", "original", 3)["mean_generations"] == pytest.approx(2.0)
     assert cell(frame, "vgg16", "foreground", 1)["untargeted1"] == pytest.approx(47.5)
@@ -392,10 +402,16 @@ def test_csv_holds_our_rates_beside_the_papers(tmp_path: Path) -> None:
     assert "| AllConv   | Untargeted1 %" in md
     assert "12.50 (6.20)" in md and "47.50 (41.60)" in md
     assert re.search(r"\| AllConv +\| m_allconv +\| 100 +\| 85\.00 \(85\.71\) +\|", md)
+    # Table IV: the paper's values beside ours counted from 1 as it counts, then ours from 0.
     assert re.search(
-        r"\| VGG-16 +\| 2\.00 \(1\.45\) +\| 3\.00 \(1\.69\) +\| 7\.00 \(4\.70\) +\| 2\.00 +\|", md
+        r"\| VGG-16 +\| from 1, the paper's count +"
+        r"\| 3\.00 \(1\.45\) +\| 4\.00 \(1\.69\) +\| 8\.00 \(4\.70\) +\| 3\.00 +\|",
+        md,
     )
-    assert "7.00 (3.03)" in md and "2.00 (1.36)" in md
+    assert re.search(r"\| VGG-16 +\| from 0, ours +\| 2\.00 +\| 3\.00 +\| 7\.00 +\| 2\.00 +\|", md)
+    assert "8.00 (3.03)" in md and "3.00 (1.36)" in md
+    assert re.search(r"\| AllConv +\| Untargeted2 % +\| 100\.00 \(12\.60\)", md)
+    assert re.search(r"\| AllConv +\| Untargeted2, any label change \(ours\) % +\| 75\.00 \(–\)", md)
     assert "Scale: **tiny**" in md
     assert f"attacked images: AllConv {ATTACKED}; NiN {ATTACKED}" in md
     assert f"of them classified correctly: AllConv {ATTACKED}" in md
@@ -421,10 +437,11 @@ def test_p1_holds_when_the_background_is_fooled_much_less_often(tmp_path: Path) 
         assert claims[f"P1.{role}"].outcome == Outcome.HOLDS
         assert claims[f"P1.{role}"].parts == (below.claim_id, far.claim_id)
         assert below.outcome == far.outcome == Outcome.HOLDS
-        assert below.models == (model,) and below.reason == ""
+        assert below.models == (model,)
+        assert re.fullmatch(r"the 95 % interval \[[\d.]+, [\d.]+\] lies above 0 points", below.reason)
         assert below.effect is not None and far.effect is not None
         assert below.effect.n == ATTACKED and below.effect.paired
-        assert below.effect.method == str(Method.PAIRED_BOOTSTRAP_MEAN)
+        assert below.effect.method == str(Method.PAIRED_BCA)
         assert below.effect.value == pytest.approx(100 * (38 - 10) / ATTACKED)  # 35 points
         assert 0 < below.effect.low <= below.effect.value <= below.effect.high
         # gap_bg - 2 gap_fg per image: +1 on images 10-37, -1 on 38-39.
@@ -478,26 +495,32 @@ def test_p1_does_not_hold_when_the_background_is_fooled_as_often(
         assert bullet(claims[f"P1.{role}"]) in md
     below_effect = claims["P1.below.allconv"].effect
     assert below_effect is not None and below_effect.low <= 0 <= below_effect.high
-    assert "straddles" in claims["P1.below.allconv"].reason
+    assert "includes 0 points, so these images cannot tell" in claims["P1.below.allconv"].reason
     assert claims["P1"].outcome == overall
     assert "P1.allconv" in claims["P1"].reason  # the composite names the parts that do not hold
     if far == Outcome.FAILS:
         far_effect = claims["P1.far.allconv"].effect
-        # gap_bg - 2 gap_fg per image: +1 on image 29, -1 on images 30-39.
-        assert far_effect is not None and far_effect.value == pytest.approx(100 * (1 - 10) / ATTACKED)
+        # gap_bg - 2 gap_fg per image: +1 on image 29, -1 on images 30-49.
+        assert far_effect is not None and far_effect.value == pytest.approx(100 * (1 - 20) / ATTACKED)
         assert far_effect.high < 0
 
 
-def test_too_few_attacked_images_is_inconclusive(tmp_path: Path) -> None:
-    """The paper's shape on only 20 attacked images does not decide the claim."""
+def test_too_few_attacked_images_is_flagged_not_overridden(tmp_path: Path) -> None:
+    """The paper's shape on only 20 attacked images: fewer than params claims.min_samples flags
+    every verdict as a small sample but never overrides it (the intervals are valid at small n):
+    both parts of P1 hold at their own level; on 20 images neither survives Holm's adjustment
+    over the paper's claims, so the model's claim stays undecided."""
     write_evals(tmp_path / "evals", {"original": 10, "foreground": 9, "background": 2}, attacked=20)
     _, md, _, claims = report(tmp_path)
-    below = claims["P1.below.nin"]
-    assert below.outcome == Outcome.INCONCLUSIVE and below.effect is not None
+    below, far = claims["P1.below.nin"], claims["P1.far.nin"]
+    assert below.outcome_unadjusted == Outcome.HOLDS and below.small_sample and below.effect is not None
+    assert below.outcome == Outcome.INCONCLUSIVE and below.effect.method == str(Method.PAIRED_BCA_T)
     assert below.effect.n == 20 and below.effect.value == pytest.approx(35.0)
-    assert "only 20 images" in below.reason and "min_samples" in below.reason
+    assert far.outcome == Outcome.INCONCLUSIVE and far.outcome_unadjusted == Outcome.HOLDS
+    assert "not after Holm's adjustment" in far.reason and far.small_sample
     assert claims["P1.nin"].outcome == claims["P1"].outcome == Outcome.INCONCLUSIVE
-    assert bullet(claims["P1.nin"]) in md
+    assert claims["P1.nin"].small_sample
+    assert bullet(claims["P1.nin"]) + " (holds before Holm; small sample)" in md
 
 
 @pytest.mark.parametrize("case", ["paper_shape", "no_difference"])
@@ -589,7 +612,8 @@ def test_a_model_at_chance_is_degenerate(tmp_path: Path) -> None:
     _, md, _, claims = report(tmp_path)
     for claim_id in ("P1.below.nin", "P1.far.nin", "P1.nin", "P1"):
         assert claims[claim_id].outcome == Outcome.DEGENERATE, claim_id
-        assert "`m_nin` is at chance" in claims[claim_id].reason, claim_id
+        assert "`m_nin`: its clean accuracy 10.0 %" in claims[claim_id].reason, claim_id
+        assert "is not above chance (1/10)" in claims[claim_id].reason, claim_id
     assert claims["P1.allconv"].outcome == claims["P1.vgg16"].outcome == Outcome.HOLDS
     assert bullet(claims["P1.nin"]) in md
 
@@ -702,6 +726,7 @@ def test_cli_with_the_real_params(tmp_path: Path) -> None:
     out, figures, claims = tmp_path / "pixel_space", tmp_path / "figures", tmp_path / "claims.json"
     args = parser().parse_args(
         ["--params", str(ROOT / "params.yaml"), "--scale", "tiny", "--evals", str(tmp_path / "evals")]
+        + ["--datasets", str(tmp_path / "datasets")]
         + ["--out", str(out), "--figures", str(figures), "--claims", str(claims)]
     )
     main(args)
@@ -723,6 +748,209 @@ def test_cli_with_the_real_params(tmp_path: Path) -> None:
     assert bullet(records["P1"]) in md and "**not tested**" in md
     assert f"(`{claims.as_posix()}` holds the records)" in md  # the --claims file, as given
     assert_pngs(figures)
+
+
+# --- the paper's other readings: P2.whole, P3.whole, P8-P12 --------------------------------------
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Per-image data with a known answer for every claim of pixel_space_shape: untargeted
+    successes per (region, pixels) out of ATTACKED (the first images fooled), the adversarial
+    class's confidence per pixel count (one value, or a cycle over the fooled images), the
+    generations (and so the fitness curves) and the target classes reached per targeted image
+    per region, at every pixel count."""
+
+    successes: Mapping[tuple[str, int], int]
+    confidence: Mapping[int, tuple[float, ...]]
+    generations: PerRegion
+    reached: PerRegion
+
+
+def per_region(values: PerRegion, **pixels: PerRegion) -> dict[tuple[str, int], int]:
+    """(region, pixels) -> count: ``values`` at 1 pixel, ``pixels['p3']`` at 3."""
+    return {(r, k): (values if k == 1 else pixels[f"p{k}"])[r] for r in REGIONS for k in PIXELS}
+
+
+SHAPE_IMAGES = 10  # targeted images per evaluation
+SHAPES = {
+    # The paper's reading: the foreground as easy as the whole image, more pixels more success,
+    # the same confidence at 1 and 3 pixels, the background slower (7 generations against 2) and
+    # reaching fewer target classes (1 against 3).
+    "paper_shape": Shape(
+        per_region(
+            {"original": 40, "foreground": 40, "background": 10},
+            p3={"original": 70, "foreground": 70, "background": 40},
+        ),
+        {1: (0.6,), 3: (0.6,)},
+        {"original": 2, "foreground": 2, "background": 7},
+        {"original": 3, "foreground": 3, "background": 1},
+    ),
+    # Every reading reversed: the foreground far below the whole image, 3 pixels fooling fewer
+    # than 1, the confidence 30 points higher at 3, the background faster (2 generations against
+    # 7; the foreground much slower, 30) and reaching more target classes.
+    "reversed": Shape(
+        per_region(
+            {"original": 40, "foreground": 20, "background": 40},
+            p3={"original": 10, "foreground": 5, "background": 10},
+        ),
+        {1: (0.6,), 3: (0.9,)},
+        {"original": 7, "foreground": 30, "background": 2},
+        {"original": 1, "foreground": 1, "background": 3},
+    ),
+    # Nothing to tell: the foreground 5 points below the whole image (on the margin), the same
+    # success at 1 and 3 pixels, a confidence 0 or 20 points higher at 3 (10 on average, on the
+    # margin), and the same curves and target classes in every region.
+    "no_difference": Shape(
+        per_region(
+            {"original": 40, "foreground": 36, "background": 36},
+            p3={"original": 40, "foreground": 36, "background": 36},
+        ),
+        {1: (0.6,), 3: (0.6, 0.8)},
+        {"original": 2, "foreground": 2, "background": 2},
+        {"original": 2, "foreground": 2, "background": 2},
+    ),
+}
+SHAPE_OUTCOMES = {
+    "paper_shape": dict.fromkeys(
+        ("P2.whole", "P3.whole", "P8", "P9", "P10", "P11", "P12", "P12.foreground", "P12.background"),
+        Outcome.HOLDS,
+    ),
+    "reversed": dict.fromkeys(
+        ("P2.whole", "P3.whole", "P8", "P9", "P10", "P11", "P12", "P12.foreground", "P12.background"),
+        Outcome.FAILS,
+    ),
+    "no_difference": {
+        **dict.fromkeys(
+            ("P2.whole", "P3.whole", "P8", "P9", "P10", "P11", "P12", "P12.background"), Outcome.INCONCLUSIVE
+        ),
+        "P12.foreground": Outcome.HOLDS,  # equal curves: within any margin
+    },
+}
+
+
+def write_shape_evals(evals_dir: Path, shape: Shape, *, pixels: tuple[int, ...] = PIXELS) -> None:
+    for model in ROLES.values():
+        clean = {"model": model, "attack": "natural", "samples": SAMPLES, "accuracy": 0.85, "loss": 0.5}
+        write_json(eval_path(evals_dir, model, "natural"), clean)
+        for region in REGIONS:
+            for k in pixels:
+                metrics = de_eval(
+                    model,
+                    region,
+                    k,
+                    shape.successes[(region, k)],
+                    generations=shape.generations[region],
+                    reached=shape.reached[region],
+                    targeted_images=SHAPE_IMAGES,
+                )
+                cycle = shape.confidence[k]
+                fooled = [i for i in metrics["pixel_attack"]["untargeted"]["images"] if i["success"]]
+                for n, image in enumerate(fooled):
+                    image["adversarial_confidence"] = cycle[n % len(cycle)]
+                write_json(eval_path(evals_dir, model, attack_name(region, k)), metrics)
+
+
+@pytest.mark.parametrize("case", list(SHAPES))
+def test_the_papers_other_readings(tmp_path: Path, case: str) -> None:
+    """P2.whole and P3.whole (the background against the whole image), P8 (foreground about as
+    vulnerable as the whole image, ±5 points), P9 (3 pixels fool more than 1, per region), P10
+    (confidence the same at 1 and 3 pixels, ±10 points), P11 (Fig. 3: fewer target classes from
+    the background) and P12 (Fig. 6: the background's fitness drops less, the foreground's as much
+    as the whole image's) hold, do not hold, or cannot tell, as the constructed images say."""
+    write_shape_evals(tmp_path / "evals", SHAPES[case])
+    _, md, _, claims = report(tmp_path)
+    for role, model in ROLES.items():
+        for claim_id, outcome in SHAPE_OUTCOMES[case].items():
+            record = claims[f"{claim_id}.{role}"]
+            # The rule at the claim's own level: a constant per-image effect on few images can
+            # fall to Holm's adjustment over the family (tested in test_claims_records.py).
+            assert record.outcome_unadjusted == outcome, (claim_id, record.reason)
+            assert record.outcome in (outcome, Outcome.INCONCLUSIVE)
+            assert record.models == (model,) and not record.ours
+            assert bullet(record) in md
+    assert claims["P9.allconv"].parts == tuple(f"P9.{r}.allconv" for r in REGIONS)
+    assert claims["P10.allconv"].parts == tuple(f"P10.{r}.allconv" for r in REGIONS)
+    assert claims["P12.allconv"].parts == ("P12.background.allconv", "P12.foreground.allconv")
+    effects = {c: claims[f"{c}.allconv"].effect for c in ("P2.whole", "P3.whole", "P8", "P11")}
+    effects |= {c: claims[f"{c}.allconv"].effect for c in ("P9.original", "P10.original", "P12.background")}
+    assert all(e is not None and e.paired for e in effects.values())
+    shape = SHAPES[case]
+    reached = {r: shape.reached[r] for r in REGIONS}
+    assert effects["P2.whole"].value == pytest.approx(100 * (reached["original"] - reached["background"]) / 9)
+    assert effects["P11"].value == pytest.approx(reached["foreground"] - reached["background"])
+    assert effects["P11"].unit == "target classes" and effects["P11"].n == SHAPE_IMAGES
+    gens = shape.generations
+    assert effects["P3.whole"].value == pytest.approx(gens["background"] - gens["original"])
+    success = shape.successes
+    assert effects["P9.original"].value == pytest.approx(
+        100 * (success[("original", 3)] - success[("original", 1)]) / ATTACKED
+    )
+    assert effects["P9.original"].method == str(Method.PAIRED_SCORE_RATE)
+    # The mean fitness over generations 0-100 of a curve falling linearly from 0.9 to 0.2 in G
+    # generations, then kept: (0.35 G + 20.55) / 101.
+    area_gap = 100 * 0.35 * (gens["background"] - gens["original"]) / (MAX_GENERATIONS + 1)
+    assert effects["P12.background"].value == pytest.approx(area_gap)
+    # Generations in the records are counted from 1, as Table IV counts them.
+    counted = {q.label: q.value for q in claims["P3.whole.allconv"].quantities}
+    assert counted[
+        "AllConv background 1px mean generations counted from 1 (fooled in both)"
+    ] == pytest.approx(gens["background"] + 1)
+    # The paper's effects beside ours, from its Tables II and IV.
+    assert effects["P2.whole"].paper == pytest.approx(2.93 - 1.78)
+    assert effects["P3.whole"].paper == pytest.approx(3.03 - 1.63)
+    assert effects["P8"].paper == pytest.approx(((11.80 - 12.80) + (40.20 - 47.00)) / 2)
+    assert effects["P9.original"].paper == pytest.approx(47.00 - 12.80)
+    assert effects["P11"].paper == pytest.approx(((2.91 - 1.78) + (11.42 - 5.51)) / 2 * 9 / 100, abs=0.01)
+    if case == "reversed":
+        # Per image pooled over 1 and 3 pixels: -1/2 on images 5-9 (fooled at 3 pixels on the
+        # whole image only) and 20-39 (at 1 pixel on the whole image only).
+        assert effects["P8"].value == pytest.approx(100 * -0.5 * 25 / ATTACKED)
+        assert effects["P10.original"].value == pytest.approx(30.0)
+    for claim_id in ("P8", "P9", "P10", "P11", "P12"):
+        assert f"`{claim_id}`" in md  # the section says what each claim is
+
+
+def test_one_pixel_count_leaves_the_pixel_claims_not_tested(tmp_path: Path) -> None:
+    """P9 and P10 compare two pixel counts: with one, they are not tested (evaluations to run)."""
+    write_shape_evals(tmp_path / "evals", SHAPES["paper_shape"], pixels=(1,))
+    spec = make_spec()
+    spec["inputs"] = {c: a for c, a in spec["inputs"].items() if not c.endswith("_3")}
+    out, figures, path = tmp_path / "tables" / "pixel_space", tmp_path / "figures", tmp_path / "claims.json"
+    write_pixel_report(
+        spec, tmp_path / "evals", out, figures, "tiny", claims_path=path, settings=ClaimSettings()
+    )
+    claims = read_records(path)
+    for claim_id in ("P9.nin", "P10.nin"):
+        record = claims[claim_id]
+        assert record.outcome == Outcome.NOT_TESTED and record.needs is not None
+        assert record.needs.constraint == "compute" and "one pixel count (1) only" in record.reason
+    assert claims["P8.nin"].outcome == claims["P12.nin"].outcome == Outcome.HOLDS
+
+
+def test_the_papers_untargeted2_counts_an_image_that_reached_a_target() -> None:
+    """The paper's Untargeted2 (§IV-C): an image counts when its targeted attack succeeded "at
+    least for one target class"; a label changed to another class than the target does not."""
+    block = targeted_block(4, reached=0)
+    assert reached_any(block) == 0.0
+    # Image 1's run towards its first target lands on another class: ours would count it.
+    block["pairs_list"][9]["adversarial_label"] = 7
+    assert reached_any(block) == 0.0
+    block["pairs_list"][0]["success"] = True  # image 0 reaches one target
+    block["pairs_list"][18]["success"] = block["pairs_list"][19]["success"] = True  # image 2, two
+    assert reached_any(block) == pytest.approx(2 / 4)
+    # An older record without the pairs: from the histogram of targets reached.
+    older = {**targeted_block(4, reached=1), "pairs_list": None}
+    older["targets_reached"] = [3, 1] + [0] * (NUM_CLASSES - 2)
+    assert reached_any(older) == pytest.approx(1 / 4)
+    assert reached_any(None) is None and reached_any({"images": 0}) is None
+
+
+def test_a_fitness_curve_keeps_the_value_it_stopped_at() -> None:
+    curve = np.array([0.9, 0.5])
+    assert fitness_area(curve, 3) == pytest.approx((0.9 + 0.5 * 3) / 4)
+    assert fitness_area(curve, 0) == pytest.approx(0.7)  # a curve longer than the horizon: all of it
+    assert math.isnan(fitness_area(np.array([]), 3))
 
 
 # --- ours: both denominators, and the searches compared ----------------------------------------

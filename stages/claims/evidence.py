@@ -9,14 +9,15 @@ comparing evaluations of different sample counts, is an error naming the file an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stages.claims.record import Quantity
+from stages.claims.record import ModelHealth, Quantity
 from stages.claims.stats import (
     Estimate,
     mean_difference_paired,
@@ -173,24 +174,80 @@ def loss_difference(a: Evaluation, b: Evaluation, alpha: float) -> Estimate | No
     return mean_difference_paired(a.losses, b.losses, alpha)
 
 
-def degenerate_reason(clean: Evaluation, num_classes: int, alpha: float) -> str | None:
-    """Why a model cannot serve as evidence, or None: it predicts one class for every clean
-    test image, or its clean accuracy cannot be told from chance (1/classes: the Wilson
-    interval reaches it or lies below it)."""
-    if clean.predictions is not None and len(np.unique(clean.predictions)) == 1:
-        return (
-            f"`{clean.model}` predicts class {int(clean.predictions[0])} for every one of its "
-            f"{clean.n} clean test images ({clean.source})"
-        )
-    chance = 1.0 / num_classes
+def model_health(
+    clean: Evaluation,
+    num_classes: int,
+    alpha: float,
+    *,
+    majority_share: float | None = None,
+    class_shares: Sequence[float] | None = None,
+) -> ModelHealth:
+    """Whether a model can serve as evidence, from its clean evaluation. Two tests, each named
+    where it fires:
+
+    - ``constant``: one class takes most predictions — the Wilson lower bound of the modal
+      class's share of predictions exceeds both 1/2 and that class's share of the test split
+      (a model that learned the data predicts each class about as often as it occurs);
+    - ``majority``: the clean accuracy's Wilson interval reaches or lies below what always
+      predicting the majority class scores (1/classes where the class counts are unknown).
+
+    A clean loss above ln(classes) alone is not degenerate: with accuracy above the majority
+    share it means confident errors (overfitting), and the text says so."""
     est = clean.accuracy_estimate(alpha)
-    if est.low <= chance:
-        return (
-            f"`{clean.model}` is at chance: clean accuracy {100 * est.value:.1f} % "
-            f"[{100 * est.low:.1f}, {100 * est.high:.1f}] on {clean.n} images includes or lies below "
-            f"1/{num_classes} = {100 * chance:.1f} % ({clean.source})"
+    majority = majority_share if majority_share is not None else 1.0 / num_classes
+    log_classes = math.log(num_classes)
+    tests: list[str] = []
+    words: list[str] = []
+    modal_class = modal_share = None
+    if clean.predictions is not None and len(clean.predictions):
+        labels, counts = np.unique(clean.predictions, return_counts=True)
+        modal_class, modal_count = int(labels[np.argmax(counts)]), int(counts.max())
+        modal_share = modal_count / clean.n
+        modal_low = wilson(modal_count, clean.n, alpha).low
+        share = (
+            class_shares[modal_class]
+            if class_shares is not None and modal_class < len(class_shares)
+            else majority
         )
-    return None
+        if modal_low > max(0.5, share):
+            tests.append("constant")
+            words.append(
+                f"predicts class {modal_class} for {modal_count} of its {clean.n} clean test images "
+                f"({100 * modal_share:.1f} %, Wilson lower bound {100 * modal_low:.1f} %), above both one "
+                f"half and that class's {100 * share:.1f} % share of the test split: near-constant"
+            )
+    if est.low <= majority:
+        tests.append("majority")
+        what = "the majority class's share" if majority_share is not None else f"chance (1/{num_classes})"
+        words.append(
+            f"its clean accuracy {100 * est.value:.1f} % [{100 * est.low:.1f}, {100 * est.high:.1f}] on "
+            f"{clean.n} images is not above {what}, {100 * majority:.1f} %"
+        )
+    if tests:
+        loss = f"; clean loss {clean.loss:.3g} against ln {num_classes} = {log_classes:.3g}"
+        text = f"`{clean.model}`: " + "; and ".join(words) + loss + f" ({clean.source})"
+    elif clean.loss > log_classes:
+        text = (
+            f"`{clean.model}` is accurate ({100 * est.value:.1f} % against a majority share of "
+            f"{100 * majority:.1f} %) but its clean loss {clean.loss:.3g} exceeds ln {num_classes} = "
+            f"{log_classes:.3g}: confident errors "
+            "(overfitting), not a constant predictor; it serves as evidence"
+        )
+    else:
+        text = ""
+    return ModelHealth(
+        model=clean.model,
+        source=clean.source,
+        n=clean.n,
+        accuracy=est.value,
+        majority_share=majority_share,
+        modal_class=modal_class,
+        modal_share=modal_share,
+        loss=clean.loss,
+        log_classes=log_classes,
+        tests=tuple(tests),
+        text=text,
+    )
 
 
 def load_evaluations(evals_dir: Path, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Evaluation]:

@@ -12,49 +12,47 @@ background attacked by another search (``tables.pixel_space.searches``, e.g. the
 that spends no candidate outside the region), the whole image shared since the searches
 coincide there; P7 asks whether that search narrows the background's gap, i.e. whether part of
 the gap the paper reports comes from its composite search's candidates outside a small region.
+
+P2.whole, P3.whole and P8-P12 (the background against the whole image, the foreground about as
+vulnerable as the whole image, pixel counts, target classes, fitness curves) are the paper's
+other readings of its results, in :mod:`stages.claims.pixel_space_shape`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from stages.claims.build import ClaimBook
 from stages.claims.evidence import Evaluation
-from stages.claims.record import ClaimRecord, Effect, Quantity
-from stages.claims.settings import ClaimSettings
-from stages.claims.stats import (
-    Estimate,
-    Outcome,
-    directional,
-    equivalent,
-    mean_difference_paired,
-    mean_paired,
-    wilson,
+from stages.claims.feasibility import Feasibility
+from stages.claims.pixel_space_base import (
+    BACKGROUND,
+    FOREGROUND,
+    ORIGINAL,
+    QUOTE_GENERATIONS,
+    QUOTE_TARGETED,
+    REGIONS,
+    SECTION,
+    SECTION_GENERATIONS,
+    Outcomes,
+    PaperGenerations,
+    PaperValue,
+    region_outcomes,
+    same_images,
 )
-from stages.utils.errors import DataError
+from stages.claims.pixel_space_shape import ShapeClaims
+from stages.claims.record import ClaimRecord, Quantity
+from stages.claims.settings import ClaimSettings
+from stages.claims.stats import ABOVE_ZERO, mean_difference_paired, mean_paired, within
 
 PAPER = "pixel_space"
 TITLE = "Pixel space (Wang et al.)"
-ORIGINAL, FOREGROUND, BACKGROUND = "original", "foreground", "background"
-REGIONS = (ORIGINAL, FOREGROUND, BACKGROUND)
-SECTION = "Wang et al., §IV-C and Table II"
-SECTION_GENERATIONS = "Wang et al., §IV-D and Table IV"
 QUOTE_REGIONS = (
     "the difference between the success rate on the original image and the success rate on its background is "
     "much larger than the difference between the success rate on the original image and the success rate on "
     "its foreground"
-)
-QUOTE_TARGETED = (
-    "the success rate on the background of the image decreases by an average of [...] 51.56% for targeted "
-    "attacks [...] compared with the success rate on the original image"
-)
-QUOTE_GENERATIONS = (
-    "the average number of generations that required for the successful untargeted attack by modifying one "
-    "pixel on the background of the image is significantly higher than on the entire image and its foreground"
 )
 QUOTE_CONFIDENCE = (
     "attacking on the original image or its foreground or background does not significantly change the "
@@ -78,58 +76,6 @@ SECTION_SEARCH = "Wang et al., §III-D (Eqs. 17-18) and Table II"
 # whole image more than twice the foreground's (the paper's own Table II passes at every k).
 GAP_FACTOR = 2.0
 
-# (role, metric, region, pixels) -> the paper's Table II value in % (None where it has none).
-PaperValue = Callable[[str, str, str, int], float | None]
-# (role, region, pixels) -> the paper's Table IV mean generations (1 pixel only).
-PaperGenerations = Callable[[str, str, int], float | None]
-
-
-@dataclass(frozen=True)
-class RegionOutcomes:
-    """One (model, region, pixels) DE evaluation per attacked image, in image order."""
-
-    source: str
-    index: np.ndarray  # the images' positions in the test split
-    success: np.ndarray  # 0/1 untargeted success
-    generations: np.ndarray
-    confidence: np.ndarray  # probability of the adversarial class (success only)
-    targeted_index: np.ndarray  # images with targeted runs, in order
-    targeted_success: np.ndarray  # per such image: the share of its targets reached
-
-
-def region_outcomes(block: Mapping, source: str) -> RegionOutcomes:
-    """From an evaluation's ``pixel_attack`` block."""
-    try:
-        images = sorted(block["untargeted"]["images"], key=lambda r: int(r["index"]))
-        targeted = (block.get("targeted") or {}).get("pairs_list") or []
-    except (KeyError, TypeError) as exc:
-        raise DataError(
-            f"{source}: no per-image records in `pixel_attack.untargeted` ({exc}); re-run it"
-        ) from None
-    per_image: dict[int, list[int]] = {}
-    for pair in targeted:
-        per_image.setdefault(int(pair["index"]), []).append(int(bool(pair["success"])))
-    t_index = np.array(sorted(per_image), dtype=int)
-    return RegionOutcomes(
-        source=source,
-        index=np.array([int(r["index"]) for r in images], dtype=int),
-        success=np.array([int(bool(r["success"])) for r in images], dtype=int),
-        generations=np.array([float(r["generations"]) for r in images]),
-        confidence=np.array([float(r.get("adversarial_confidence") or 0.0) for r in images]),
-        targeted_index=t_index,
-        targeted_success=np.array([np.mean(per_image[i]) for i in t_index]),
-    )
-
-
-def _same_images(outcomes: Sequence[RegionOutcomes], what: str) -> None:
-    first = outcomes[0]
-    for other in outcomes[1:]:
-        if not np.array_equal(getattr(first, what), getattr(other, what)):
-            raise DataError(
-                f"{first.source} and {other.source} attacked different images ({what}); they must come from "
-                "the same model and test images: re-run the evaluate stage for the older one"
-            )
-
 
 def pixel_claims(
     roles: Mapping[str, str],
@@ -142,6 +88,7 @@ def pixel_claims(
     dataset: str,
     clean: Mapping[str, tuple[Evaluation, int]],
     searches: Mapping[str, Mapping[tuple[str, str, int], tuple[Mapping, str]]] | None = None,
+    feasibility: Feasibility | None = None,
 ) -> list[ClaimRecord]:
     """``blocks``: (role, region, pixels) -> (the evaluation's ``pixel_attack`` block, its file);
     a role whose nine evaluations are not all there is "not tested". ``clean``: role -> (its
@@ -164,18 +111,22 @@ def pixel_claims(
                     section=SECTION,
                     dataset=dataset,
                     reason=f"`{model}` has no evaluation for {', '.join(missing)}",
+                    constraint="compute",
                 )
             )
             continue
         out = {key: region_outcomes(*blocks[key]) for key in blocks if key[0] == role}
         # Every region and pixel count of a model must have attacked the same images: the
         # claims pair them, and pool the pixel counts image by image.
-        _same_images([out[(role, r, k)] for k in pixels for r in REGIONS], "index")
+        same_images([out[(role, r, k)] for k in pixels for r in REGIONS], "index")
         claims = _ModelClaims(book, role, model, title, out, pixels, paper_value, paper_generations, dataset)
         per_model.append(claims.regions())
         claims.targeted()
+        claims.whole_targeted()
         claims.generations()
+        claims.whole_generations()
         claims.confidence()
+        claims.shape()
     book.composite(
         claim_id="P1",
         claim="background attacks succeed far less often than foreground ones, for every model",
@@ -205,8 +156,9 @@ def pixel_claims(
         section="Wang et al., §IV-C and Table III",
         dataset="imagenet",
         reason="needs pretrained ImageNet models and ImageNet images, which cannot be downloaded here",
+        constraint="weights",
     )
-    return book.records
+    return book.finish(feasibility)
 
 
 def _search_claims(
@@ -263,13 +215,14 @@ def _search_claims(
                         section=section,
                         dataset=dataset,
                         reason=f"`{model}` has no evaluation for {', '.join(lacking[claim_id])}",
+                        constraint="compute",
                         ours=True,
                     )
                 )
         out = {key: region_outcomes(*block) for key, block in chosen.items() if block is not None}
         if not out:
             continue
-        _same_images(list(out.values()), "index")
+        same_images(list(out.values()), "index")
         claims = _ModelClaims(book, role, model, title, out, pixels, paper_value, paper_generations, dataset)
         if not lacking["P6"]:
             regions_parts.append(
@@ -277,7 +230,7 @@ def _search_claims(
             )
         if not lacking["P7"]:
             ran = {key: region_outcomes(*block) for key, block in main.items() if block is not None}
-            _same_images([*out.values(), *ran.values()], "index")
+            same_images([*out.values(), *ran.values()], "index")
             gap_parts.append(claims.gap(search, ran))
     book.composite(
         claim_id=f"P6.{search}",
@@ -301,94 +254,10 @@ def _search_claims(
     )
 
 
-class _ModelClaims:
-    def __init__(
-        self,
-        book: ClaimBook,
-        role: str,
-        model: str,
-        title: str,
-        out: Mapping[tuple[str, str, int], RegionOutcomes],
-        pixels: Sequence[int],
-        paper_value: PaperValue,
-        paper_generations: PaperGenerations,
-        dataset: str,
-    ) -> None:
-        self.book, self.role, self.model, self.title, self.out = book, role, model, title, out
-        self.pixels, self.paper_value, self.paper_generations = list(pixels), paper_value, paper_generations
-        self.dataset, self.alpha = dataset, book.settings.alpha
-
-    def _rates(
-        self, region: str, out: Mapping[tuple[str, str, int], RegionOutcomes] | None = None, suffix: str = ""
-    ) -> list[Quantity]:
-        quantities = []
-        for k in self.pixels:
-            o = (self.out if out is None else out)[(self.role, region, k)]
-            est = (
-                wilson(int(o.success.sum()), len(o.success), self.alpha).scaled(100.0)
-                if len(o.success)
-                else None
-            )
-            if est is not None:
-                quantities.append(
-                    Quantity(
-                        f"{self.title} {region} {k}px success{suffix}",
-                        est.value,
-                        "%",
-                        est.n,
-                        o.source,
-                        est.low,
-                        est.high,
-                    )
-                )
-        return quantities
-
-    def _paper_mean(
-        self, combine: Callable[[float, float, float], float], metric: str = "untargeted1"
-    ) -> float | None:
-        values = []
-        for k in self.pixels:
-            v = [self.paper_value(self.role, metric, r, k) for r in REGIONS]
-            if any(x is None for x in v):
-                return None
-            values.append(combine(*v))  # type: ignore[arg-type]
-        return round(float(np.mean(values)), 2)
-
-    def _claim(
-        self,
-        claim_id: str,
-        claim: str,
-        quote: str,
-        section: str,
-        rule_text: str,
-        rule: Callable[[Estimate], Outcome],
-        label: str,
-        est: Estimate,
-        paper: float | None,
-        quantities: Sequence[Quantity],
-        note: str = "",
-        unit: str = "points",
-        ours: bool = False,
-    ) -> ClaimRecord:
-        return self.book.effect_claim(
-            claim_id=f"{claim_id}.{self.role}",
-            claim=f"{self.title}: {claim}",
-            quote=quote,
-            section=section,
-            dataset=self.dataset,
-            rule_text=rule_text,
-            rule=rule,
-            effect=Effect.of(label, unit, est, paper),
-            estimate=est,
-            quantities=quantities,
-            models=[self.model],
-            note=note,
-            ours=ours,
-        )
-
-    def _success(self, out: Mapping[tuple[str, str, int], RegionOutcomes], region: str) -> np.ndarray:
-        """Per image, its success in ``region`` averaged over the pixel counts."""
-        return np.mean([out[(self.role, region, k)].success for k in self.pixels], axis=0)
+class _ModelClaims(ShapeClaims):
+    """One model's claims on Tables II and IV (P1-P4) and the searches compared (P6, P7); the
+    claims on pixel counts, target classes, fitness curves and the whole image come from
+    ShapeClaims."""
 
     def regions(
         self, prefix: str = "P1", *, qualifier: str = "", ours: bool = False, note: str = ""
@@ -404,6 +273,7 @@ class _ModelClaims:
                 section=SECTION,
                 dataset=self.dataset,
                 reason=f"`{self.model}` classified no attacked image correctly",
+                constraint="model",
                 ours=ours,
             )
         quantities = [q for r in REGIONS for q in self._rates(r)]
@@ -416,7 +286,7 @@ class _ModelClaims:
             SECTION,
             f"holds when the interval of foreground - background success (points, mean "
             f"over {ks} pixels per image, paired bootstrap) lies above 0",
-            directional,
+            ABOVE_ZERO,
             f"foreground minus background success, mean over {ks} px",
             below,
             self._paper_mean(lambda o, f, b: f - b),
@@ -433,13 +303,14 @@ class _ModelClaims:
             SECTION,
             "holds when the interval of gap_bg - 2 gap_fg (gap = original - region "
             "success, points, mean over pixel counts per image) lies above 0",
-            directional,
+            ABOVE_ZERO,
             f"gap_bg - {GAP_FACTOR:g} gap_fg, mean over {ks} px",
             far,
             self._paper_mean(lambda o, f, b: (o - b) - GAP_FACTOR * (o - f)),
             [],
             note=note,
             ours=ours,
+            sources=self._sources(REGIONS, self.pixels),
         )
         return self.book.composite(
             claim_id=f"{prefix}.{self.role}",
@@ -452,7 +323,7 @@ class _ModelClaims:
             note=note,
         )
 
-    def gap(self, search: str, main: Mapping[tuple[str, str, int], RegionOutcomes]) -> ClaimRecord:
+    def gap(self, search: str, main: Outcomes) -> ClaimRecord:
         """P7.<search> for this model: (background gain - foreground gain) of ``search`` over the
         main columns' search, per image pooled over pixel counts (``self.out``: ``search``)."""
         gain = {r: self._success(self.out, r) - self._success(main, r) for r in (FOREGROUND, BACKGROUND)}
@@ -465,6 +336,7 @@ class _ModelClaims:
                 section=SECTION_SEARCH,
                 dataset=self.dataset,
                 reason=f"`{self.model}` has no attacked image",
+                constraint="images",
                 ours=True,
             )
         ks = "/".join(str(k) for k in self.pixels)
@@ -478,7 +350,7 @@ class _ModelClaims:
             f"holds when the interval of (background gain - foreground gain) of the {search} search over "
             "the main columns' (points, mean over pixel counts per image, paired bootstrap) lies above 0; "
             "does not hold when it lies below 0",
-            directional,
+            ABOVE_ZERO,
             f"{search} gain on the background minus on the foreground, mean over {ks} px",
             mean_paired(100.0 * (gain[BACKGROUND] - gain[FOREGROUND]), self.alpha),
             None,
@@ -499,6 +371,7 @@ class _ModelClaims:
                 section=SECTION,
                 dataset=self.dataset,
                 reason="no targeted runs on the same images in both regions",
+                constraint="images",
             )
             return
         est = mean_paired(100.0 * (fg.targeted_success - bg.targeted_success), self.alpha)
@@ -512,7 +385,7 @@ class _ModelClaims:
             SECTION,
             "holds when the interval of foreground - background targeted "
             "success (points, per image over its targets, paired bootstrap) lies above 0",
-            directional,
+            ABOVE_ZERO,
             f"foreground minus background targeted success, {k} px",
             est,
             paper,
@@ -526,10 +399,8 @@ class _ModelClaims:
                 )
                 for r, o in ((FOREGROUND, fg), (BACKGROUND, bg))
             ],
+            unit_cost=self._targeted_cost([fg, bg]),
         )
-
-    def _fooled_in_both(self, a: RegionOutcomes, b: RegionOutcomes) -> np.ndarray:
-        return (a.success == 1) & (b.success == 1)
 
     def generations(self) -> None:
         k = min(self.pixels)
@@ -544,6 +415,7 @@ class _ModelClaims:
                 section=SECTION_GENERATIONS,
                 dataset=self.dataset,
                 reason="no image was fooled in both regions",
+                constraint="images",
             )
             return
         est = mean_difference_paired(bg.generations[both], fg.generations[both], self.alpha)
@@ -557,20 +429,11 @@ class _ModelClaims:
             SECTION_GENERATIONS,
             "holds when the interval of background - "
             "foreground generations, on the images fooled in both regions (paired bootstrap), lies above 0",
-            directional,
+            ABOVE_ZERO,
             f"background minus foreground generations, {k} px",
             est,
             paper,
-            [
-                Quantity(
-                    f"{self.title} {r} {k}px mean generations (fooled in both)",
-                    float(o.generations[both].mean()),
-                    "generations",
-                    int(both.sum()),
-                    o.source,
-                )
-                for r, o in ((FOREGROUND, fg), (BACKGROUND, bg))
-            ],
+            self._generations(both, {FOREGROUND: fg, BACKGROUND: bg}, k),
             note="the paper averages over all images each region fooled; we pair the images fooled in both",
             unit="generations",
         )
@@ -593,6 +456,7 @@ class _ModelClaims:
                         section=SECTION,
                         dataset=self.dataset,
                         reason=f"no image was fooled on both the {region} and the whole image",
+                        constraint="images",
                     )
                 )
                 continue
@@ -610,11 +474,12 @@ class _ModelClaims:
                     SECTION,
                     f"equivalence: holds when the interval of the "
                     f"difference lies within ±{margin:g} points (params claims.confidence_margin)",
-                    partial(equivalent, margin=margin),
+                    within(margin),
                     f"{region} minus whole-image confidence, {k} px",
                     est,
                     paper,
                     [],
+                    sources=[whole.source, other.source],
                 )
             )
         self.book.composite(

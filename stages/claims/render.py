@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from stages.claims.record import ClaimRecord, Effect, Quantity
-from stages.claims.stats import Method, Outcome
+from stages.claims.record import ClaimRecord, Effect, Needs, Quantity
+from stages.claims.stats import P_FLOOR, Method, Outcome
 
 # A path -> the markdown link target for it (the report links relative to itself). Without
 # one (a table's own markdown, embedded elsewhere too) sources are shown as plain paths.
@@ -47,23 +47,69 @@ def quantity_text(q: Quantity, link: Linker | None = None) -> str:
     return f"{q.label}: [{value}{unit}]({link(q.source)}) ({interval}n = {q.n})"
 
 
+def p_text(p: float | None) -> str:
+    """A p-value as the report prints it; the rule's search stops at P_FLOOR."""
+    if p is None:
+        return "–"
+    return f"< {P_FLOOR:.0e}" if p <= P_FLOOR else f"{p:.2g}"
+
+
+def n_text(effect: Effect | None) -> str:
+    """n, and for paired 0/1 outcomes the discordant pairs that carry the information."""
+    if effect is None:
+        return "–"
+    if effect.discordant is not None:
+        return f"{effect.n} ({effect.discordant[0]}:{effect.discordant[1]} discordant)"
+    return str(effect.n)
+
+
+def outcome_text(record: ClaimRecord) -> str:
+    """The outcome, with the small-sample flag and the unadjusted outcome where Holm changed it."""
+    flags = []
+    if record.outcome_unadjusted is not None and record.outcome_unadjusted != record.outcome:
+        flags.append(f"{record.outcome_unadjusted} before Holm")
+    if record.small_sample:
+        flags.append("small sample")
+    return f"**{record.outcome}**" + (f" ({'; '.join(flags)})" if flags else "")
+
+
+def needs_text(needs: Needs | None) -> str:
+    """What would decide an undecided claim, in one cell."""
+    if needs is None:
+        return "–"
+    bits = [needs.constraint]
+    if needs.n_needed is not None:
+        pool = f" of {needs.pool:,} in the pool" if needs.pool is not None else ""
+        bits.append(f"n ≈ {needs.n_needed:,}{pool}")
+    if needs.cpu_hours is not None:
+        bits.append(f"{needs.cpu_hours:.2g} CPU h")
+    return ": ".join(bits[:1]) + ("; " + ", ".join(bits[1:]) if len(bits) > 1 else "")
+
+
 def claim_bullet(record: ClaimRecord, link: Linker | None = None) -> str:
     """One claim as a bullet: id, what is claimed, outcome, effect with interval, the numbers
-    compared (each linked to its file), and why."""
+    compared (each linked to its file), why, and what would decide it."""
     ours = " *(our extension, not the paper's)*" if record.ours else ""
-    head = f"**{record.claim_id}** ({record.dataset}){ours}: {record.claim} — **{record.outcome}**"
+    head = f"**{record.claim_id}** ({record.dataset}){ours}: {record.claim} — {outcome_text(record)}"
     parts = [head]
     if record.effect is not None:
         e = record.effect
-        p = f", McNemar exact p = {e.p_value:.3g}" if e.p_value is not None else ""
+        tests = []
+        if e.p_value is not None:
+            tests.append(f"McNemar exact p = {e.p_value:.3g}")
+        if e.rule_p is not None:
+            tests.append(f"rule's p = {p_text(e.rule_p)}, Holm-adjusted {p_text(e.holm_p)}")
         paper = f"; paper: {number(e.paper, e.unit)}" if e.paper is not None else ""
-        parts.append(f"{e.label}: {effect_text(e)}{paper} (n = {e.n}; {e.method}{p})")
+        detail = "; ".join([f"n = {n_text(e)}", e.method, *tests])
+        parts.append(f"{e.label}: {effect_text(e)}{paper} ({detail})")
     if record.parts:
         parts.append("parts: " + ", ".join(record.parts))
     if record.quantities:
         parts.append("; ".join(quantity_text(q, link) for q in record.quantities))
     if record.reason:
         parts.append(f"Why: {record.reason}")
+    if record.needs is not None and record.outcome not in (Outcome.HOLDS, Outcome.FAILS):
+        parts.append(f"What would decide it: {record.needs.text}")
     if record.note:
         parts.append(f"Note: {record.note}")
     # Sentences end in one period: a part that ends in one (a quoted reason) gets no second.
@@ -83,7 +129,16 @@ def claim_section_lines(records: Sequence[ClaimRecord], link: Linker | None = No
     return [*lines, ""]
 
 
-SUMMARY_COLUMNS = ("paper", "claim", "dataset", "outcome", "our effect [95 % CI]", "paper's effect", "n")
+SUMMARY_COLUMNS = (
+    "paper",
+    "claim",
+    "dataset",
+    "outcome",
+    "our effect [95 % CI]",
+    "paper's effect",
+    "n",
+    "what would decide it",
+)
 
 
 def _cell(text: str) -> str:
@@ -102,7 +157,7 @@ def summary_table(
     composite claim's row counts its parts' outcomes."""
     lines = [
         "| " + " | ".join(SUMMARY_COLUMNS) + " |",
-        "|" + "|".join(":--" if i < 4 else "--:" for i in range(len(SUMMARY_COLUMNS))) + "|",
+        "|" + "|".join("--:" if name in ("paper's effect", "n") else ":--" for name in SUMMARY_COLUMNS) + "|",
     ]
     for title, r in rows:
         effect = effect_text(r.effect)
@@ -113,8 +168,17 @@ def summary_table(
         if link is not None and sources and r.paper in sources:
             effect = f"[{effect}]({link(sources[r.paper])})"
         claim = f"{r.claim_id}: {r.claim}" + (" *(ours)*" if r.ours else "")
-        n = str(r.effect.n) if r.effect is not None else "–"
-        cells = [title, claim, r.dataset, f"**{r.outcome}**", effect, paper_effect_text(r.effect), n]
+        decided = r.outcome in (Outcome.HOLDS, Outcome.FAILS)
+        cells = [
+            title,
+            claim,
+            r.dataset,
+            outcome_text(r),
+            effect,
+            paper_effect_text(r.effect),
+            n_text(r.effect),
+            "–" if decided else needs_text(r.needs),
+        ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 

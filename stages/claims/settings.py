@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.claims.stats import Estimate, Outcome
+from stages.claims.stats import Estimate
 from stages.utils.errors import DataError
 
 
@@ -32,21 +32,9 @@ class ClaimSettings:
         return f"{100 * (1 - self.alpha):g} %"
 
     def too_small(self, estimate: Estimate) -> bool:
+        """A flag shown beside the outcome, never an override: the intervals are valid at small
+        n (score and exact methods), but a reader should know the verdict rests on few images."""
         return estimate.n < self.min_samples
-
-    def gate(self, estimate: Estimate, outcome: Outcome) -> tuple[Outcome, str]:
-        """``outcome``, unless the sample is too small to tell (then inconclusive, with why)."""
-        if self.too_small(estimate):
-            return Outcome.INCONCLUSIVE, (
-                f"only {estimate.n} images, fewer than the {self.min_samples} a verdict needs "
-                "(params.yaml claims.min_samples)"
-            )
-        if outcome == Outcome.INCONCLUSIVE:
-            return outcome, (
-                f"the {self.level} interval [{estimate.low:.3g}, {estimate.high:.3g}] straddles the rule's "
-                "boundary, so these images cannot tell"
-            )
-        return outcome, ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +43,10 @@ class DatasetFacts:
     num_classes: int
     foreground_fraction: float | None  # mean over the test split; None without masks
     source: str
+    # Each class's share of the test split, by label (None where the file does not map names
+    # to labels), and the largest share (what always predicting the majority class scores).
+    class_shares: tuple[float, ...] | None = None
+    majority_share: float | None = None
 
 
 def dataset_facts(datasets_dir: Path, name: str) -> DatasetFacts:
@@ -70,4 +62,39 @@ def dataset_facts(datasets_dir: Path, name: str) -> DatasetFacts:
         raise DataError(
             f"{path}: no readable 'test_summary.per_class' ({exc}); re-run the prepare stage for {name}"
         ) from None
-    return DatasetFacts(name, classes, summary.get("mean_foreground_fraction"), str(path))
+    counts = summary["per_class"]
+    try:
+        total = sum(int(v) for v in counts.values())
+        majority = max(int(v) for v in counts.values()) / total if total else None
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: 'test_summary.per_class' holds a non-count ({exc})") from None
+    return DatasetFacts(
+        name,
+        classes,
+        summary.get("mean_foreground_fraction"),
+        str(path),
+        _class_shares(data, counts, total, path),
+        majority,
+    )
+
+
+def _class_shares(
+    data: dict[str, Any], counts: dict[str, Any], total: int, path: Path
+) -> tuple[float, ...] | None:
+    """Shares by label: ``classes`` maps labels to names, or the class names are the labels
+    themselves (MNIST, GTSRB); None when neither (the label order is not in the file)."""
+    classes = data.get("classes")
+    try:
+        if isinstance(classes, list) and classes:
+            by_label = {int(c["label"]): str(c["name"]) for c in classes}
+        elif all(str(k).isdigit() for k in counts):
+            by_label = {int(k): str(k) for k in counts}
+        else:
+            return None
+        if not total:
+            return None
+        return tuple(
+            int(counts.get(by_label.get(label, ""), 0)) / total for label in range(max(by_label) + 1)
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path}: 'classes' and 'test_summary.per_class' do not match ({exc})") from None

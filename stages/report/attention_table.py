@@ -144,9 +144,10 @@ def to_markdown(table: AttentionTable, *, scale: str, level: str, claims_path: P
     lines += [
         "## Claims",
         "",
-        f"Each outcome comes from a {level} interval of a difference in accuracy points "
+        f"Each outcome comes from a {level} interval of a difference in points "
         f"(`{claims_path.as_posix()}` holds the records). `A1`: adversarial training on X_FG "
-        "vs X; `A2`: the naturally trained models under PGD; `A3`: masking's natural-accuracy cost.",
+        "vs X; `A2`: the naturally trained models under PGD; `A3`: masking's natural-accuracy cost; "
+        "`A4`: the dataset's share of foreground pixels against the paper's.",
         *claim_section_lines(table.claims),
     ]
     lines += ["## Other evaluations of these models", ""]

@@ -32,6 +32,7 @@ from markdown.treeprocessors import Treeprocessor
 
 from stages.claims.record import ClaimRecord, ClaimsFile, read_claims
 from stages.claims.render import claim_section_lines, outcome_counts, summary_table
+from stages.claims.stats import Outcome
 from stages.config import resolve_tree
 from stages.report.benchmarks import benchmark_lines
 from stages.utils.errors import ConfigError
@@ -456,12 +457,47 @@ def _claims(report: _Report, paper: str, table: Path) -> None:
         report.add("*No claim records: see Missing below.*", "")
         return
     path = _claims_path(report, paper)
+    parts = {part for record in claims.claims for part in record.parts}
+    top = [r for r in claims.claims if r.claim_id not in parts]
+    counts = (
+        f"Top-level claims: {outcome_counts(top)}; every record, parts included: "
+        f"{outcome_counts(claims.claims)}."
+    )
     report.add(
-        f"{outcome_counts(claims.claims)}. Records: `{report.shown(path)}`" if path else "",
+        f"{counts} Records: `{report.shown(path)}`" if path else counts,
+        *_health_lines(claims),
         *claim_section_lines(claims.claims, report.link_source),
         f"Source: `{report.shown(table)}`, in full below.",
         "",
     )
+
+
+SUMMARY_INTRO = (
+    "Every claim of the four papers we test, as our run decides it, by one rule: **holds** or "
+    "**does not hold** only when the 95 % interval of our effect lies wholly on one side of the "
+    "claim's boundary, **inconclusive** when it does not, **degenerate** when a model the claim rests "
+    "on is (near-)constant or not above its majority-class share (or, for FS claims, the salience "
+    "model fails its sanity check), **not tested** with the reason. Each paper's claims are one "
+    "family: every tested part carries its raw and Holm-adjusted p (the smallest level at which its "
+    "interval decides), and the outcome shown is the one that survives Holm's adjustment at 5 % "
+    "(the unadjusted one beside it where they differ), so that a paper's verdicts together are wrong "
+    "with at most 5 % probability. Claims of ours are a family of their own and counted apart. "
+    '"Small sample" flags fewer images than params.yaml `claims.min_samples`; for paired 0/1 '
+    "outcomes n is followed by the discordant pairs, which carry the information. Claims made of "
+    "parts list the parts in their section; the effect links to the records file; the last column "
+    "says what would decide an undecided claim (the binding constraint, the images that give 80 % "
+    "power, the pool, the CPU hours)."
+)
+
+
+def _health_lines(claims: ClaimsFile) -> list[str]:
+    """The models the claims rest on that are no evidence, and why (which test fired)."""
+    lines = [
+        f"- `{h.model}`: {'degenerate (' + ', '.join(h.tests) + ')' if h.degenerate else 'sound'}: {h.text}"
+        for h in claims.models
+        if h.text
+    ]
+    return ["", "Model health (from each model's clean evaluation):", "", *lines] if lines else []
 
 
 def _summary(report: _Report) -> None:
@@ -487,20 +523,46 @@ def _summary(report: _Report) -> None:
     if not rows:
         report.add("*No claim records yet: see Missing below.*", "")
         return
-    records = [record for _, record in rows]
+    papers = [(t, r) for t, r in rows if not r.ours]
+    ours = [(t, r) for t, r in rows if r.ours]
     report.add(
-        "Every claim of the four papers we test, as our run decides it: **holds** or **does not hold** "
-        "when the 95 % interval of our effect lies wholly on one side, **inconclusive** when it straddles "
-        "the rule's boundary or the sample is too small, **degenerate** when a model the claim rests on "
-        "is constant or at chance (or, for FS claims, the salience model fails its sanity check), **not "
-        "tested** with the reason. Claims made of parts list the parts in their section; the effect links "
-        "to the records file. Rules and thresholds: params.yaml `claims`.",
+        SUMMARY_INTRO,
         "",
-        f"Outcomes: {outcome_counts(records)}.",
+        *_claim_counts(every, [r for _, r in papers], [r for _, r in ours]),
         "",
-        summary_table(rows, report.link_source, sources, every),
+        summary_table(papers, report.link_source, sources, every),
         "",
     )
+    if ours:
+        report.add(
+            "Claims of ours (extensions the papers do not make):",
+            "",
+            summary_table(ours, report.link_source, sources, every),
+            "",
+        )
+
+
+def _claim_counts(
+    every: dict[tuple[str, str], ClaimRecord], papers: list[ClaimRecord], ours: list[ClaimRecord]
+) -> list[str]:
+    """Each count says what it counts: top-level claims (the rows) apart from their parts, the
+    papers' claims apart from ours, and how many decided parts survive Holm's adjustment."""
+    leaves = [r for r in every.values() if not r.parts and not r.ours]
+    decided = [r for r in leaves if r.outcome_unadjusted in (Outcome.HOLDS, Outcome.FAILS)]
+    survive = [r for r in decided if r.outcome in (Outcome.HOLDS, Outcome.FAILS)]
+    demoted = [r for r in papers if r.outcome_unadjusted is not None and r.outcome_unadjusted != r.outcome]
+    lines = [
+        f"- The papers' claims, top level (the rows below): {len(papers)}: {outcome_counts(papers)}.",
+        f"- Their parts and single claims with an effect (leaves): {len(leaves)}: {outcome_counts(leaves)}.",
+        f"- Holm's adjustment per paper: {len(survive)} of the {len(decided)} leaves decided at their "
+        "own level "
+        f"stay decided; {len(demoted)} top-level claim(s) change outcome"
+        + (f" ({', '.join(r.claim_id for r in demoted)})" if demoted else "")
+        + ".",
+    ]
+    if ours:
+        lines.append(f"- Claims of ours, top level: {len(ours)}: {outcome_counts(ours)}.")
+    return lines
 
 
 def _dataset_stats(report: _Report) -> None:

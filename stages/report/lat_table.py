@@ -105,8 +105,8 @@ def to_markdown(table: LatTable, *, scale: str, level: str, claims_path: Path) -
         "",
         f"Each claim's outcome comes from a {level} interval (`{claims_path.as_posix()}` holds the "
         "records). `L1`: LAT beats the natural model; `L2`: standard AT's trade-off; `L3`: the white-box "
-        "background attack. Rows marked *ours* are our extensions (params `tables.lat.extensions`), not the "
-        "paper's experiment.",
+        "background attack; `L5`: LAT's natural loss against standard AT's. Rows marked *ours* are our "
+        "extensions (params `tables.lat.extensions`), not the paper's experiment.",
         "",
         "The paper's CIFAR-10 budget, eps 0.3 (§5), is about ten times the usual 8/255; a model PGD-trained "
         "at it can end as a constant predictor (loss ln 10 on every input), and a constant predictor "
