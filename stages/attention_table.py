@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from stages.claims.attention_masks import PAPER, TITLE, attention_claims
+from stages.claims.evals import find_evals, load_evals
 from stages.claims.evidence import load_evaluations
 from stages.claims.feasibility import Feasibility
 from stages.claims.record import ClaimsFile, write_claims
 from stages.claims.settings import ClaimSettings, dataset_facts
 from stages.report.attention_table import INPUTS, ROWS, AttentionTable, build_attention_table, to_markdown
-from stages.report.evals import find_evals, load_evals
 from stages.report.markdown import write_table
 from stages.utils.cli import load_params, params_parser, run_stage
 

@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from stages.claims.settings import ClaimSettings
-from stages.report.pixel_table import write_pixel_report
+from stages.report.pixel_report import write_pixel_report
 from stages.utils.cli import load_params, params_parser, run_stage
 
 

@@ -21,6 +21,7 @@ import yaml
 from stages.attention_table import main, parser, write_attention_table
 from stages.claims import evidence
 from stages.claims.attention_masks import PAPER_FOREGROUND, SECTION_DATASETS, attention_claims
+from stages.claims.evals import eval_path, find_evals
 from stages.claims.evidence import Evaluation
 from stages.claims.record import ClaimRecord, read_claims
 from stages.claims.settings import ClaimSettings, DatasetFacts
@@ -34,7 +35,6 @@ from stages.report.attention_table import (
     build_attention_table,
     to_markdown,
 )
-from stages.report.evals import eval_path, find_evals
 from stages.report.markdown import MISSING
 from stages.utils.errors import ConfigError, DataError
 

@@ -24,6 +24,7 @@ from stages.claims.dual_perturbation import (
     TITLE,
     dual_claims,
 )
+from stages.claims.evals import eval_path
 from stages.claims.evidence import evaluation
 from stages.claims.record import ClaimRecord, read_claims
 from stages.claims.settings import ClaimSettings, DatasetFacts
@@ -45,7 +46,6 @@ from stages.report.dual_table import (
     sweep_axes,
     write_dual_report,
 )
-from stages.report.evals import eval_path
 from stages.saliency import SALIENCE_MODELS
 from stages.saliency.quality import preferred_model, summarize
 from stages.utils.errors import ConfigError, DataError

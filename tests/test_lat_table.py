@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from stages.claims import evidence
+from stages.claims.evals import eval_path
 from stages.claims.evidence import Evaluation
 from stages.claims.lat import (
     PAPER,
@@ -32,7 +33,6 @@ from stages.claims.settings import ClaimSettings, DatasetFacts
 from stages.claims.stats import Method, Outcome
 from stages.evaluation.records import per_image_record
 from stages.lat_table import main, parser
-from stages.report.evals import eval_path
 from stages.report.lat_table import (
     NATURAL_LOSS_SCALE,
     PAPER_LOSSES,

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stages.claims.evals import eval_path
 from stages.claims.pixel_space import PAPER as PAPER_KEY
 from stages.claims.pixel_space import TITLE
 from stages.claims.pixel_space_base import fitness_area, reached_any
@@ -27,12 +28,11 @@ from stages.claims.record import ClaimRecord, read_claims
 from stages.claims.settings import ClaimSettings
 from stages.claims.stats import Method, Outcome
 from stages.pixel_table import main, parser
-from stages.report.evals import eval_path
+from stages.report.pixel_figures import FIGURE_CAPTIONS
+from stages.report.pixel_paper import PAPER, PAPER_QUOTED_DROPS
+from stages.report.pixel_report import write_pixel_report
 from stages.report.pixel_table import (
     CSV_COLUMNS,
-    FIGURE_CAPTIONS,
-    PAPER,
-    PAPER_QUOTED_DROPS,
     build_pixel_table,
     fitness_selection,
     mean_fitness,
@@ -42,7 +42,6 @@ from stages.report.pixel_table import (
     relative_drops,
     targeted_pairs,
     untargeted_pairs,
-    write_pixel_report,
 )
 from stages.utils.errors import ConfigError, DataError
 
@@ -1062,19 +1061,23 @@ def test_a_compared_column_from_another_search_is_a_data_error(tmp_path: Path) -
         build_pixel_table(make_spec(searches=True), evals)
 
 
-def test_an_evaluation_from_before_the_search_option_reads_as_what_it_ran(tmp_path: Path) -> None:
-    """Older evaluations recorded no search or attacked set: they ran the indexed search on the
-    correctly classified images, so both denominators are theirs."""
+def test_an_evaluation_from_before_the_search_option_is_refused_naming_its_fields(tmp_path: Path) -> None:
+    """Evaluations from before the search option recorded no search or attacked set; every
+    committed one has both, so such a file is stale: a DataError names it, its missing fields and
+    the fix, instead of a guess at what it ran."""
     evals = tmp_path / "evals"
     write_evals(evals, BACKGROUND_HARD)
     path = eval_path(evals, "m_allconv", attack_name("background", 1))
     old = de_eval("m_allconv", "background", 1, 10)
     for key in ("search", "strategy", "attacked_set", "correct_attacked"):
         del old["pixel_attack"][key]
-    for key in ("correct_images", "correct_successes", "correct_success_rate", "idle_query_share"):
-        del old["pixel_attack"]["untargeted"][key]
     write_json(path, old)
-    row = cell(build_pixel_table(make_spec(), evals).frame, "allconv", "background", 1)
-    assert (row["search"], row["attacked_set"], row["correct_attacked"]) == ("indexed", "correct", ATTACKED)
-    assert row["untargeted1_correct"] == row["untargeted1"] == pytest.approx(12.5)
-    assert pd.isna(row["strategy"])
+    with pytest.raises(DataError) as err:
+        build_pixel_table(make_spec(), evals)
+    message = str(err.value)
+    assert (
+        str(path) in message
+        and "`pixel_attack.search`" in message
+        and "`pixel_attack.attacked_set`" in message
+    )
+    assert "re-run the evaluate stage" in message

@@ -41,21 +41,18 @@ STAGE_CODE: dict[str, list[str]] = {
     "lat_table": [
         "stages/lat_table.py",
         "stages/report/lat_table.py",
-        "stages/report/evals.py",
         "stages/report/markdown.py",
         "stages/claims",
     ],
     "attention_table": [
         "stages/attention_table.py",
         "stages/report/attention_table.py",
-        "stages/report/evals.py",
         "stages/report/markdown.py",
         "stages/claims",
     ],
     "dual_table": [
         "stages/dual_table.py",
         "stages/report/dual_table.py",
-        "stages/report/evals.py",
         "stages/report/markdown.py",
         "stages/claims",
     ],
@@ -68,7 +65,10 @@ STAGE_CODE: dict[str, list[str]] = {
     "pixel_table": [
         "stages/pixel_table.py",
         "stages/report/pixel_table.py",
-        "stages/report/evals.py",
+        "stages/report/pixel_paper.py",
+        "stages/report/pixel_markdown.py",
+        "stages/report/pixel_figures.py",
+        "stages/report/pixel_report.py",
         "stages/report/markdown.py",
         "stages/claims",
     ],
@@ -93,7 +93,7 @@ STAGE_CODE: dict[str, list[str]] = {
     "matrix_table": [
         "stages/matrix_table.py",
         "stages/report/matrix_table.py",
-        "stages/report/evals.py",
+        "stages/claims/evals.py",
         "stages/report/markdown.py",
         "stages/masks/regions.py",
         "stages/data/builders.py",

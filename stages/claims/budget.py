@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stages.claims.evals import EVAL_SUFFIXES, eval_path
 from stages.config.scales import SCALES, resolve_tree
-from stages.report.evals import EVAL_SUFFIXES, eval_path
 from stages.utils.errors import DataError
 
 SECONDS_PER_HOUR = 3600.0
@@ -149,7 +149,7 @@ def evaluation_costs(evals_dir: Path, *, device: str = "cpu") -> dict[tuple[str,
     if not evals_dir.is_dir():
         return costs
     for path in sorted(evals_dir.glob("*/*.json")):
-        # <attack>.throughput.json is a timing, not an evaluation (stages.report.evals).
+        # <attack>.throughput.json is a timing, not an evaluation (stages.claims.evals).
         if path.suffixes != EVAL_SUFFIXES:
             continue
         model, attack = path.parent.name, path.stem

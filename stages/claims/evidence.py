@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from stages.claims.evals import eval_path, load_evals
 from stages.claims.record import ModelHealth, Quantity
 from stages.claims.stats import (
     Estimate,
@@ -25,7 +26,6 @@ from stages.claims.stats import (
     rate_difference_unpaired,
     wilson,
 )
-from stages.report.evals import eval_path, load_evals
 from stages.utils.errors import DataError
 
 PER_IMAGE = "per_image"

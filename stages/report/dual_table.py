@@ -30,13 +30,13 @@ from stages.claims.dual_perturbation import (  # noqa: E402
     TITLE,
     dual_claims,
 )
+from stages.claims.evals import load_evals  # noqa: E402
 from stages.claims.evidence import load_evaluations  # noqa: E402
 from stages.claims.feasibility import Feasibility  # noqa: E402
 from stages.claims.record import ClaimRecord, ClaimsFile, write_claims  # noqa: E402
 from stages.claims.render import claim_section_lines  # noqa: E402
 from stages.claims.settings import ClaimSettings, dataset_facts  # noqa: E402
 from stages.config import AttackSpec, Params  # noqa: E402
-from stages.report.evals import load_evals  # noqa: E402
 from stages.report.markdown import markdown_table, write_table  # noqa: E402
 from stages.utils.errors import ConfigError, DataError  # noqa: E402
 from stages.utils.io import atomic_open, atomic_path  # noqa: E402

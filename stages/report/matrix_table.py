@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from stages.claims.evals import eval_path, load_evals
 from stages.config import AttackSpec, MatrixCell, Params, RobustnessMatrix, resolve_scaled
-from stages.report.evals import eval_path, load_evals
 from stages.report.markdown import MISSING, text_table, write_table
 from stages.utils.errors import DataError
 from stages.utils.io import write_json

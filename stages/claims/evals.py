@@ -1,4 +1,6 @@
-"""Reading the evaluate stage's JSON files (``<evals>/<model>/<attack>.json``) for the tables."""
+"""Reading the evaluate stage's JSON files (``<evals>/<model>/<attack>.json``), for the claims and
+the tables alike. It lives with the claims so that they never import the report: the report
+renders claims, not the other way round."""
 
 from __future__ import annotations
 
