@@ -36,6 +36,15 @@ class UnitCost:
     seconds: float | None = None
 
 
+@dataclass(frozen=True)
+class EvaluationFacts:
+    """An evaluation file's images, dataset and measured seconds per image (None: no timing)."""
+
+    samples: int
+    dataset: str | None
+    seconds_per_image: float | None
+
+
 @dataclass
 class Feasibility:
     """Where the committed records are: ``evals_dir`` (evaluations and their throughput
@@ -46,6 +55,7 @@ class Feasibility:
     alpha: float
     params: Mapping[str, Any] | None = None
     _pools: dict[str, Pool | None] = field(default_factory=dict)
+    _evaluations: dict[str, EvaluationFacts | None] = field(default_factory=dict)
 
     def pool(self, dataset: str) -> Pool | None:
         if dataset not in self._pools:
@@ -55,13 +65,23 @@ class Feasibility:
                 self._pools[dataset] = None  # the needs text then says the pool is unknown
         return self._pools[dataset]
 
-    def evaluation(self, source: str) -> tuple[str, str, int, str | None] | None:
-        """(model, attack, samples, dataset) of an evaluation file a claim cites."""
-        path = Path(source)
+    def evaluation(self, source: str) -> EvaluationFacts | None:
+        """What the cost of an evaluation file a claim cites rests on, read once per file (a
+        family's claims cite the same files many times, and a DE record runs to megabytes)."""
+        if source not in self._evaluations:
+            self._evaluations[source] = self._read_evaluation(Path(source))
+        return self._evaluations[source]
+
+    def _read_evaluation(self, path: Path) -> EvaluationFacts | None:
         if path.parent.parent.resolve() != Path(self.evals_dir).resolve() or not path.is_file():
             return None
         record = json.loads(path.read_text(encoding="utf-8"))
-        return path.parent.name, path.stem, int(record.get("samples", 0)), record.get("dataset")
+        model, attack = path.parent.name, path.stem
+        return EvaluationFacts(
+            int(record.get("samples", 0)),
+            record.get("dataset"),
+            seconds_per_image(self.evals_dir, model, attack),
+        )
 
 
 def needs_for(
@@ -123,19 +143,19 @@ def _power(
     evaluations = [e for s in dict.fromkeys(sources) if feasibility and (e := feasibility.evaluation(s))]
     # The effect may rest on a subset of the evaluated images (e.g. those fooled in both
     # regions): scale the images to evaluate by the share that entered the estimate.
-    samples = max((e[2] for e in evaluations), default=estimate.n)
+    samples = max((e.samples for e in evaluations), default=estimate.n)
     if unit_cost is not None:
         # n counts units of their own (e.g. targeted images), not the evaluations' images.
         images, samples = math.ceil(n_needed_int * unit_cost.images), estimate.n
     else:
         images = math.ceil(n_needed_int * samples / estimate.n) if estimate.n else n_needed_int
-    datasets = {e[3] for e in evaluations if e[3]}
+    datasets = {e.dataset for e in evaluations if e.dataset}
     found = feasibility.pool(sorted(datasets)[0]) if feasibility and len(datasets) == 1 else None
     capacity = None if found is None else (found.available or found.prepared)
     if unit_cost is not None:
         costs = [unit_cost.seconds] if unit_cost.seconds is not None else []
     else:
-        costs = [feasibility and seconds_per_image(feasibility.evals_dir, m, a) for m, a, _, _ in evaluations]
+        costs = [e.seconds_per_image for e in evaluations]
     hours = cpu_hours(max(images - samples, 0), [c for c in costs if c]) if costs and all(costs) else None
     subset = (
         f" ({images:,} to evaluate, as {estimate.n} of {samples} entered the estimate)"

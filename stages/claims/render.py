@@ -83,7 +83,7 @@ def needs_text(needs: Needs | None) -> str:
         bits.append(f"n ≈ {needs.n_needed:,}{pool}")
     if needs.cpu_hours is not None:
         bits.append(f"{needs.cpu_hours:.2g} CPU h")
-    return ": ".join(bits[:1]) + ("; " + ", ".join(bits[1:]) if len(bits) > 1 else "")
+    return bits[0] + ("; " + ", ".join(bits[1:]) if len(bits) > 1 else "")
 
 
 def claim_bullet(record: ClaimRecord, link: Linker | None = None) -> str:
