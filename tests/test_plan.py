@@ -313,3 +313,17 @@ def test_a_code_change_changes_exactly_its_rules_code_digest(tmp_path: Path) -> 
     module = root / "stages/report/pixel_table.py"
     module.write_text(module.read_text() + "\n# edited\n")
     assert {rule for rule in rules if code_text(rule, root) != before[rule]} == {"pixel_table"}
+
+
+def test_a_paper_tables_claims_read_its_evaluations_timings_and_every_datasets_statistics(plan: Plan) -> None:
+    """What would decide a claim is priced from the evaluations' throughput records and bounded by
+    the datasets' pools (a masked dataset's pool by its unmasked sibling's split): a new timing or
+    a rebuilt dataset must rerun the table, so both are the job's inputs."""
+    stats = {f"{plan.results}/datasets/{d}.json" for d in RAW["datasets"]}
+    for rule in ("lat_table", "attention_table", "dual_table", "pixel_table"):
+        (job,) = plan.jobs_of(rule)
+        inputs = set(job.all_inputs())
+        evals = [p for p in inputs if "/evals/" in p and not p.endswith(".throughput.json")]
+        assert evals, rule
+        assert {e.removesuffix(".json") + ".throughput.json" for e in evals} <= inputs, rule
+        assert stats <= inputs, rule
