@@ -16,11 +16,11 @@ from workflow.plan import (  # noqa: E402
     LOGS_DIR,
     RULES,
     Plan,
+    job_code,
     render_dvc_yaml,
     scale_templates,
     write_job_files,
 )
-from workflow.stage_code import code_digest  # noqa: E402
 
 
 ROOT = Path(workflow.basedir)
@@ -73,11 +73,15 @@ except ConfigError as exc:
 
 # Each stage reads its job file (workflow/jobs/<scale>/<job>.json); only changed ones are
 # rewritten, and their content is each job's `job` param, so an edit reruns exactly its readers.
+# Only the committed scale's folder is tracked by git (.gitignore): a dry run at another scale
+# writes nothing git sees.
 write_job_files(PLAN, ROOT)
+# Each job's code digest (workflow/code_deps.py: its imports, parsed), its `code` param.
+CODE = job_code(PLAN, ROOT)
 # With --config overrides the plan is not params.yaml's, so dvc.yaml is not expected to match it.
 if PLAN.raw == ON_DISK:
     dvc_yaml = ROOT / DVC_YAML
-    if not dvc_yaml.is_file() or dvc_yaml.read_text(encoding="utf-8") != render_dvc_yaml(PLAN):
+    if not dvc_yaml.is_file() or dvc_yaml.read_text(encoding="utf-8") != render_dvc_yaml(PLAN, ROOT):
         logger.warning(
             "dvc.yaml does not match params.yaml: run `uv run python -m workflow.plan` before "
             "`dvc repro` (Snakemake itself is not affected)"
@@ -129,7 +133,7 @@ for _rule in RULES.values():
         params:
             command=lambda wc, r=_rule.name: PLAN.job(r, wc).command,
             job=lambda wc, r=_rule.name: PLAN.job(r, wc).params_digest,
-            code=code_digest(_rule.name, workflow.basedir),
+            code=lambda wc, r=_rule.name: CODE[PLAN.job(r, wc).name].digest,
         wildcard_constraints:
             **{w: "|".join(map(re.escape, PLAN.wildcard_values(_rule.name, w))) for w in _rule.wildcards},
         resources:

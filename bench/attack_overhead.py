@@ -21,7 +21,7 @@ eval mode, K the attack's steps):
   foreground masks of ``--data``, or the centre box when it has none), and, for comparison, for
   torchattacks' and ART's PGD.
 * Dual overhead (``stages.attacks.dual.dual_pgd``, called as the pipeline calls it, through
-  ``stages.attacks.kinds.perturb``): with λ = 0 over the same reference; with λ > 0 (the
+  ``stages.attack_kinds.perturb``): with λ = 0 over the same reference; with λ > 0 (the
   attack's salience model) over K forward+backward passes of the whole objective,
   cross-entropy + λ·foreground_score(salience(x + delta)). Target <= 1.10. The λ > 0 attack over
   the classifier-only reference is printed too, which shows the salience's share.
@@ -75,9 +75,9 @@ from bench.common import (  # noqa: E402
     predict,
     write_record,
 )
-from stages.attacks.kinds import perturb  # noqa: E402
+from stages.attack_kinds import perturb  # noqa: E402
+from stages.attack_kinds.dual import salience_model  # noqa: E402
 from stages.attacks.pgd import localized_pgd, pgd, summed_cross_entropy  # noqa: E402
-from stages.attacks.spec import salience_model  # noqa: E402
 from stages.attacks.threats import make_threat  # noqa: E402
 from stages.config import AttackSpec, Params  # noqa: E402
 from stages.data.processed import ProcessedSplit, load_split  # noqa: E402
@@ -373,7 +373,7 @@ def time_cases(
 
     def dual_attack(weight: float) -> Callable[[], torch.Tensor]:
         # The pipeline's own path, as an evaluation or AT-Dual training batch runs it
-        # (stages.attacks.kinds.perturb: foreground from the masks, salience model built per call).
+        # (stages.attack_kinds.perturb: foreground from the masks, salience model built per call).
         attack = dataclasses.replace(dual, salience_weight=weight)
         return lambda: perturb(model, x, y, foreground, attack, 0.0, generator(seed))
 

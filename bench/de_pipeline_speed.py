@@ -40,7 +40,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.common import machine, markdown_table, synchronize, write_record  # noqa: E402
-from stages.attacks.differential_evolution import DEForward  # noqa: E402
+from stages.attacks.de_forward import DEForward  # noqa: E402
 from stages.config import Params  # noqa: E402
 from stages.data.processed import load_split  # noqa: E402
 from stages.evaluation.pixel import evaluate_pixel_attack  # noqa: E402

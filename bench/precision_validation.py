@@ -7,7 +7,7 @@ Each model of params.yaml (at its active scale) is trained from the same seed on
 precision *variant* with the pipeline's trainer, on the same processed training split as the
 ``train`` stage uses, and then evaluated in fp32 on the same test images under the same attacks
 as the pipeline evaluates it (its evaluation groups' attacks, or ``--attacks``), by
-:func:`stages.evaluation.robustness.evaluate` (the ``evaluate`` stage's code). For every model
+:func:`stages.attack_kinds.evaluate.evaluate` (the ``evaluate`` stage's code). For every model
 and attack the table compares each variant with the first (the reference, fp32):
 
 - accuracy under the attack (clean accuracy for ``natural``) of both, on the same images;
@@ -49,9 +49,9 @@ if str(REPO_ROOT) not in sys.path:
 
 from bench.common import machine, markdown_table, write_record  # noqa: E402
 from bench.training_precision import parse_variant  # noqa: E402
+from stages.attack_kinds.evaluate import evaluate  # noqa: E402
 from stages.config import Params  # noqa: E402
 from stages.data.processed import load_split  # noqa: E402
-from stages.evaluation.robustness import evaluate  # noqa: E402
 from stages.training.trainer import train  # noqa: E402
 from stages.utils.runtime import seed_everything  # noqa: E402
 

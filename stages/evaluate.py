@@ -15,13 +15,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stages.attacks.differential_evolution import DEForward
+from stages.attack_kinds import attack_kind
+from stages.attack_kinds.evaluate import evaluate
+from stages.attacks.de_forward import DEForward
 from stages.data.processed import load_split, require_images
-from stages.evaluation.robustness import evaluate
 from stages.models.checkpoint import load_trained
 from stages.utils.cli import load_params, params_parser, run_stage
 from stages.utils.io import write_json
 from stages.utils.runtime import seed_everything, select_device
+
+# The key a DE kind declares it reads (AttackKind.evaluation_reads).
+DE_FORWARD = "evaluation.de_forward"
 
 
 def main(args: argparse.Namespace) -> None:
@@ -32,7 +36,10 @@ def main(args: argparse.Namespace) -> None:
     # annotations (e.g. CIFAR-10 models attacked on the GrabCut-masked test images).
     dataset = params.evaluation_dataset(args.model)
     split = require_images(load_split(args.data).head(dataset.test_samples), args.data, "evaluate on")
+    kind = attack_kind(attack)
     device = select_device(params.device)
+    # Only a kind that declares it reads how DE scores candidates (its job file holds it).
+    de_forward = DEForward(**params.de_forward(device.type)) if DE_FORWARD in kind.evaluation_reads else None
     seed_everything(params.seed)
     model = load_trained(args.weights, device)
     metrics, throughput = evaluate(
@@ -45,7 +52,7 @@ def main(args: argparse.Namespace) -> None:
         device=device,
         model_input=spec.input,
         progress=not args.no_progress,
-        de_forward=DEForward(**params.de_forward(device.type)),
+        de_forward=de_forward,
     )
     out = Path(args.out)
     write_json(out, {"model": spec.name, "dataset": dataset.name, "scale": params.scale, **metrics})

@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 from stages.data.builders import build
-from stages.data.classic import split_stats
-from stages.data.processed import save_split
+from stages.data.processed import save_split, split_stats
 from stages.report.grids import save_mask_grid
 from stages.utils.cli import load_params, params_parser, run_stage
 from stages.utils.io import write_json

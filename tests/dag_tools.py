@@ -44,8 +44,16 @@ def env() -> dict[str, str]:
     return e
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 1200) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
+def run(
+    cmd: list[str],
+    cwd: Path,
+    check: bool = True,
+    timeout: int = 1200,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        cmd, cwd=cwd, env={**env(), **(extra_env or {})}, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
@@ -205,6 +213,9 @@ def make_project(dest: Path, mirror: Path, scale: str = "tiny", micro: bool = Fa
     params["scale"] = scale
     params["raw"]["mirror"] = str(mirror)
     write_params(dest, micro_params(params) if micro else params)
+    # The project commits its own scale's job files (.gitignore tracks only the committed scale's).
+    with (dest / ".gitignore").open("a", encoding="utf-8") as fh:
+        fh.write(f"!/workflow/jobs/{scale}/\n")
     remote = dest.parent / f"{dest.name}-remote"
     run(["git", "init", "-q"], dest)
     run(["git", "config", "user.email", "test@example.invalid"], dest)
@@ -223,13 +234,25 @@ def write_tiny_mirror(root: Path) -> Path:
 def run_tiny_dag(root: Path, micro: bool = True) -> Path:
     """A project under ``root`` after one complete tiny `snakemake` run on a synthetic mirror,
     recorded by `dvc commit` and committed to git: the micro-DAG (:func:`micro_params`), or with
-    ``micro=False`` the whole tiny DAG (~480 jobs)."""
+    ``micro=False`` the whole tiny DAG (~480 jobs). Each stage process records the ``stages``
+    modules it imported under ``root/imports`` (:data:`IMPORT_RECORDER`)."""
     project = make_project(root / "project", write_tiny_mirror(root), micro=micro)
-    run(["snakemake", *TINY_PROFILE], project, timeout=3000)
+    recorder = {"PYTHONPATH": str(IMPORT_RECORDER), "BACKDROP_IMPORT_LOG": str(import_log(project))}
+    run(["snakemake", *TINY_PROFILE], project, timeout=3000, extra_env=recorder)
     run(["dvc", "commit", "--force", "--quiet"], project)
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "tiny run"], project)
     return project
+
+
+# tests/import_recorder/sitecustomize.py: what each stage process of the tiny run imported.
+IMPORT_RECORDER = REPO / "tests" / "import_recorder"
+
+
+def import_log(project: Path) -> Path:
+    """Where the tiny run of ``project`` recorded each stage process's imports (outside the
+    project, so that no copy of it carries them)."""
+    return project.parent / "imports"
 
 
 def copy_of(project: Path, tmp_path: Path, name: str = "project") -> Path:

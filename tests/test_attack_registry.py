@@ -1,4 +1,4 @@
-"""The attack-kind registry (stages.attacks.kinds): every kind params.yaml may name has one
+"""The attack-kind registry (stages.attack_kinds): every kind params.yaml may name has one
 registered object, an unknown kind is an error naming the known ones, and a kind registered
 from outside (here, in the test) is evaluated and trained on through the same dispatch, so a
 new kind is one module plus one registration."""
@@ -15,10 +15,18 @@ import torch
 import yaml
 from torch import nn
 
-from stages.attacks.kinds import ATTACK_KINDS, AttackKind, attack_kind, perturb, register
+from stages.attack_kinds import (
+    ATTACK_KINDS,
+    AttackKind,
+    all_kinds,
+    attack_kind,
+    kind_by_name,
+    perturb,
+    register,
+)
+from stages.attack_kinds.evaluate import evaluate
 from stages.config import SCHEMA_PATH, AttackSpec, DatasetSpec, ModelSpec, TrainingSpec
 from stages.data.processed import ProcessedSplit
-from stages.evaluation.robustness import evaluate
 from stages.models.registry import make_arch
 from stages.training.trainer import train
 from stages.utils.errors import ConfigError
@@ -38,7 +46,7 @@ def test_every_kind_the_schema_and_attack_spec_allow_has_one_registered_object()
         kind = attack_kind(AttackSpec(name="a", kind=name))  # type: ignore[arg-type]
         assert isinstance(kind, AttackKind) and kind.name == name
     # The evaluation-only kinds (Params.check refuses them as a train_attack).
-    assert sorted(name for name, kind in ATTACK_KINDS.items() if not kind.can_train) == ["autoattack", "de"]
+    assert sorted(name for name, kind in all_kinds().items() if not kind.can_train) == ["autoattack", "de"]
 
 
 def test_an_unknown_kind_is_an_error_naming_the_known_ones() -> None:
@@ -54,7 +62,7 @@ def test_an_unknown_kind_is_an_error_naming_the_known_ones() -> None:
 
 def test_a_kind_registers_once() -> None:
     with pytest.raises(ValueError, match="'pgd' is registered already"):
-        register(ATTACK_KINDS["pgd"])
+        register(kind_by_name("pgd"))
 
 
 class Brighten(AttackKind):

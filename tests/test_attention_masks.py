@@ -13,11 +13,11 @@ import pytest
 import torch
 from torch import nn
 
-from stages.attacks.kinds import perturb
+from stages.attack_kinds import perturb
+from stages.attack_kinds.evaluate import evaluate
 from stages.config import AttackSpec, AugmentSpec, DatasetSpec, ModelSpec, Params, TrainingSpec, load_yaml
 from stages.data.builders import get_builder, make_config
 from stages.data.processed import ProcessedSplit
-from stages.evaluation.robustness import evaluate
 from stages.models.checkpoint import load_trained
 from stages.models.inputs import model_view
 from stages.models.registry import ArchSpec, arch_record, build_model, make_arch

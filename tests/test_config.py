@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.attacks.differential_evolution import DEConfig, DEForward
-from stages.attacks.spec import de_config
+from stages.attacks.de_forward import DEForward
+from stages.attacks.differential_evolution import DEConfig
 from stages.config import Params, resolve_tree
+from stages.evaluation.pixel import de_config
 from stages.utils.errors import ConfigError
 from tests.dag_tools import REPO, edit_params, make_project, run
 

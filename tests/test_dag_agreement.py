@@ -14,7 +14,7 @@ import pytest
 
 from stages.config import load_yaml
 from tests.dag_tools import DvcStage, Job, dvc_stages, edit_params, make_project, snakemake_jobs
-from workflow.plan import Plan, code_file, code_text, job_of_stage
+from workflow.plan import Plan, job_code, job_of_stage
 
 pytestmark = pytest.mark.dag
 
@@ -59,7 +59,7 @@ def test_every_job_is_a_stage_with_the_same_command_inputs_outputs_and_job_file(
         assert job.rule == planned.rule
         assert stage.command == _command(job) == planned.command, f"{stage.name}: commands differ"
         # DVC's one extra dep: the digest of the job's code (Snakemake's `code` param).
-        code = code_file(plan.scale, planned.rule)
+        code = planned.code_file
         assert code in stage.deps, f"{stage.name}: DVC misses its code digest {code}"
         assert set(stage.deps) - {code} == set(job.inputs) == set(planned.all_inputs()), stage.name
 
@@ -77,8 +77,8 @@ def test_both_tools_read_each_jobs_parameters_from_the_same_job_file(both_dags) 
         assert f"--job {job.params_file}" in job.command
         written = json.loads((project / job.params_file).read_text())
         assert written == {"job": job.name, "scale": plan.scale, "params": job.params}
-    for rule in {job.rule for job in plan.jobs}:
-        assert (project / code_file(plan.scale, rule)).read_text() == code_text(rule, project)
+    for info in job_code(plan, project).values():
+        assert (project / info.file).read_text() == info.text
 
 
 def test_every_model_and_evaluation_in_params_is_in_both_dags(both_dags) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from stages.data.classic import split_stats
 from stages.data.coco_ic import CocoIcConfig, build_coco_ic
+from stages.data.processed import split_stats
 from stages.dataset_table import main, parser
 from stages.report.dataset_table import (
     PAPER_COCO_IC_COUNTS,

@@ -1,5 +1,5 @@
 """The dual-perturbation attack as params.yaml describes it: step resolution, its kind in
-stages.attacks.kinds (masks from segmentation or salience), the pairs that cannot fit, the
+stages.attack_kinds (masks from segmentation or salience), the pairs that cannot fit, the
 foreground score recorded by evaluation, and the eps ramp of AT-Dual."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from stages.attacks.kinds import perturb
+from stages.attack_kinds import perturb
+from stages.attack_kinds.evaluate import evaluate
 from stages.config import Params, load_yaml
 from stages.data.processed import ProcessedSplit
-from stages.evaluation.robustness import evaluate
 from stages.training.trainer import ramped_attack
 from stages.utils.errors import ConfigError, DataError
 from tests.dag_tools import REPO

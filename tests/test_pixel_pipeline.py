@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from stages.attacks.kinds import perturb
+from stages.attack_kinds import perturb
+from stages.attack_kinds.evaluate import evaluate
 from stages.config import Params, load_yaml
 from stages.data.processed import ProcessedSplit
-from stages.evaluation.robustness import evaluate
 from stages.utils.errors import ConfigError, DataError
 from tests.dag_tools import REPO
 

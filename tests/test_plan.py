@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from stages.config import Params, load_yaml, plain
-from workflow.plan import RULES, Plan, code_file, code_text, render_dvc_yaml, reruns, stale_files
+from workflow.plan import RULES, Plan, job_code, render_dvc_yaml, reruns, stale_files
 
 REPO = Path(__file__).resolve().parent.parent
 RAW = load_yaml(REPO / "params.yaml")
@@ -85,6 +85,18 @@ def test_only_the_committed_scale_has_files_in_git(every_scale: dict[str, Plan])
             assert not [p for p in tracked if p in written or any(p.startswith(w + "/") for w in written)]
 
 
+def test_job_files_of_other_scales_are_ignored_by_git(every_scale: dict[str, Plan]) -> None:
+    """Snakemake writes a scale's job files when it starts at that scale, a dry run included:
+    only the committed scale's are tracked, so a tiny trial leaves `git status` clean."""
+    import subprocess
+
+    committed = RAW["scale"]
+    for scale, plan in every_scale.items():
+        path = plan.jobs_of("train")[0].params_file
+        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO).returncode == 0
+        assert ignored == (scale != committed), f"{path}: ignored {ignored}"
+
+
 def test_every_job_has_a_unique_name_outputs_and_a_producer_for_each_input(plan: Plan) -> None:
     assert len(plan.by_name) == len(plan.jobs)
     producers = plan.producers()
@@ -105,16 +117,16 @@ def test_the_dvc_yaml_has_one_stage_per_job_with_the_jobs_command(plan: Plan) ->
     plan_stage = stages.pop(f"{plan.scale}-plan")
     assert plan_stage["outs"] == [{f"workflow/jobs/{plan.scale}": {"cache": False, "persist": True}}]
     # It hashes every stage's code (and the plan's), so the code digests it writes are current.
-    assert {p for job in plan.jobs for p in job.code} <= set(plan_stage["deps"])
-    assert {"params.yaml", "workflow/plan.py", "workflow/stage_code.py"} <= set(plan_stage["deps"])
+    assert {p for info in job_code(plan).values() for p in info.paths} <= set(plan_stage["deps"])
+    assert {"params.yaml", "workflow/plan.py", "workflow/code_deps.py"} <= set(plan_stage["deps"])
     # The scale is in every stage name, so that dvc.lock keeps each scale's entries apart.
     assert list(stages) == [f"{plan.scale}-{job.name}" for job in plan.jobs]
     for job in plan.jobs:
         stage = stages[f"{plan.scale}-{job.name}"]
         assert stage["cmd"] == job.command
         assert job.params_file is None or job.params_file in stage["deps"]
-        # The code's digest, one small file per rule, instead of the code folders themselves.
-        assert stage["deps"][-1] == code_file(job.scale, job.rule)
+        # The code's digest, one small file per rule and run-time modules, instead of the code.
+        assert stage["deps"][-1] == job.code_file
         assert stage["deps"][:-1] == job.all_inputs()
         outs = {next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"] + stage.get("metrics", [])}
         assert outs == set(job.outputs.values())
@@ -140,8 +152,11 @@ def test_each_jobs_file_gives_its_stage_the_same_specs_as_the_whole_params(plan:
             assert plain(view.attack(a)) == plain(full.attack(a))
             assert plain(view.evaluation_dataset(m)) == plain(full.evaluation_dataset(m))
             assert view.eval_batch_size == full.eval_batch_size
-            assert view.de_forward("cpu") == full.de_forward("cpu")
-            assert view.de_forward("cuda") == full.de_forward("cuda")
+            if RAW["attacks"][a]["kind"] == "de":  # only DE evaluations read it (AttackKind.evaluation_reads)
+                assert view.de_forward("cpu") == full.de_forward("cpu")
+                assert view.de_forward("cuda") == full.de_forward("cuda")
+            else:
+                assert view.de_forward("cpu") == {} != full.de_forward("cpu")
         elif job.rule == "matrix_table":
             assert plain(view.robustness_matrices()) == plain(full.robustness_matrices())
             assert view.group_pairs() == full.group_pairs()
@@ -275,7 +290,7 @@ def test_a_table_modules_code_change_reruns_that_table_and_the_report(tmp_path: 
     module = root / "stages/report/lat_table.py"
     before = plan.fingerprints(root)
     assert reruns(plan, plan, root, root) == set()  # no change: nothing
-    module.write_text(module.read_text() + "\n# edited\n")
+    module.write_text(module.read_text() + "\nEDITED = True\n")
     after = plan.fingerprints(root)
     changed = {name for name in before if after[name] != before[name]}
     assert changed == {"lat_table"}
@@ -287,7 +302,7 @@ def test_an_evaluation_library_change_reruns_every_evaluation_and_nothing_upstre
     plan = Plan(copy.deepcopy(RAW), scale="tiny")
     before = plan.fingerprints(root)
     module = root / "stages/evaluation/robustness.py"
-    module.write_text(module.read_text() + "\n# edited\n")
+    module.write_text(module.read_text() + "\nEDITED = True\n")
     after = plan.fingerprints(root)
     changed = {name for name in before if after[name] != before[name]}
     assert changed == _evaluations_of(plan)
@@ -302,17 +317,15 @@ def test_an_evaluation_library_change_reruns_every_evaluation_and_nothing_upstre
     }
 
 
-def test_a_code_change_changes_exactly_its_rules_code_digest(tmp_path: Path) -> None:
+def test_a_code_change_changes_exactly_the_digests_of_the_jobs_importing_it(tmp_path: Path) -> None:
     """DVC's view of a code change: the digest files the `plan` stage rewrites."""
     root = _copy_code(tmp_path)
-    shutil.copytree(
-        REPO / "workflow", root / "workflow", ignore=shutil.ignore_patterns("__pycache__", "jobs")
-    )
-    rules = list(RULES)
-    before = {rule: code_text(rule, root) for rule in rules}
+    plan = Plan(copy.deepcopy(RAW), scale="tiny")
+    before = {name: info.digest for name, info in job_code(plan, root).items()}
     module = root / "stages/report/pixel_table.py"
-    module.write_text(module.read_text() + "\n# edited\n")
-    assert {rule for rule in rules if code_text(rule, root) != before[rule]} == {"pixel_table"}
+    module.write_text(module.read_text() + "\nEDITED = True\n")
+    after = job_code(plan, root)
+    assert {name for name, info in after.items() if info.digest != before[name]} == {"pixel_table"}
 
 
 def test_a_paper_tables_claims_read_its_evaluations_timings_and_every_datasets_statistics(plan: Plan) -> None:

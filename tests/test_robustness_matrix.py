@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stages.attacks.kinds import attack_kind
+from stages.attack_kinds import attack_kind
 from stages.config import AttackSpec, Params, load_yaml
 from stages.evaluation import robustness
 from stages.utils.errors import ConfigError
@@ -66,6 +66,22 @@ def test_pairs_that_do_not_fit_are_cells_with_a_reason(raw: dict) -> None:
         cell = m["coco_ic"].cell("coco_ic_fg_natural", attack)
         assert not cell.fits and "input: foreground" in cell.reason, attack
     assert m["coco_ic"].cell("coco_ic_fg_natural", "am_pgd").fits
+
+
+def test_a_reason_is_data_worded_for_its_pair_or_for_every_pair_it_covers(raw: dict) -> None:
+    """The report lists a reason once for all the cells it covers from the reason's data, never by
+    taking names back out of a message."""
+    m = matrices(raw)
+    first = m["coco_ic"].cell("coco_ic_fg_natural", "aa_linf_8").misfit
+    other = m["gtsrb_ic"].cell("gtsrb_ic_fg_natural", "aa_linf_8").misfit
+    assert first is not None and other is not None
+    assert first.text().startswith("coco_ic_fg_natural x aa_linf_8: ")
+    assert "model 'coco_ic_fg_natural' sees only" in first.text()
+    assert "models.coco_ic_fg_natural.input" in first.text()
+    general = first.general()
+    assert general == other.general()
+    assert "model MODEL sees only" in general and "models.MODEL.input" in general
+    assert "coco_ic" not in general
 
 
 def test_every_fitting_cell_is_evaluated_once(raw: dict) -> None:

@@ -35,7 +35,7 @@ import yaml
 
 from tests.dag_tools import TINY_PROFILE, copy_of, edit_params, env, run, snakemake_jobs
 
-pytestmark = pytest.mark.dag
+pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parent.parent
 START = REPO / "workflow" / "cluster" / "start-local-slurm.sh"

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from workflow.stage_code import code_paths
+from workflow.code_deps import CodeIndex, runtime_modules, stage_module
 
 REPO = Path(__file__).resolve().parent.parent
 DVC_YAML = Path("dvc.yaml")
@@ -111,9 +111,22 @@ class Job:
     def benchmark(self) -> str:
         return f"{BENCHMARKS_DIR.as_posix()}/{self.scale}/{self.rule}/{self.id}.tsv"
 
+    @functools.cached_property
+    def runtime_modules(self) -> tuple[str, ...]:
+        """The modules this job imports by name (its dataset's builder, its architecture's
+        family, its attack's kind: workflow.code_deps.runtime_modules)."""
+        return tuple(runtime_modules(self.params))
+
     @property
-    def code(self) -> list[str]:
-        return code_paths(self.rule)
+    def entry_module(self) -> str:
+        return stage_module(self.command)
+
+    @property
+    def code_file(self) -> str:
+        """Where this job's code digest is written for DVC: one file per stage module and
+        choice of run-time modules (``evaluate-pgd-classic-lat_cnn.txt``), shared by the jobs
+        running the same code (rules evaluate and evaluate_matrix run one stage module)."""
+        return code_file(self.scale, self.entry_module.rpartition(".")[2], self.runtime_modules)
 
     def all_inputs(self) -> list[str]:
         paths = [p for group in self.inputs.values() for p in group]
@@ -377,6 +390,7 @@ class Plan:
         for dataset in raw["datasets"]:
             self.params.dataset(dataset)  # builder options, checked key by key
         self.params.evaluations()  # every model/attack pair fits its dataset
+        self._check_attacks()
         self.results = results_root(self.scale)
         self.data = data_root(self.scale)
         self.jobs: list[Job] = []
@@ -550,7 +564,7 @@ class Plan:
                 self._reads()
                 .model(base, evaluated=True)
                 .attack(attack)
-                .key("device", "regions", "evaluation.batch_size", "evaluation.de_forward"),
+                .key("device", "regions", "evaluation.batch_size", *self._kind_reads(attack)),
             )
         self._tables()
 
@@ -688,6 +702,21 @@ class Plan:
             report,
         )
 
+    def _check_attacks(self) -> None:
+        """Every attack's settings as its kind would run them (AttackKind.check): a value a
+        job would reject stops the plan, naming its key, before any job starts."""
+        from stages.attack_kinds import attack_kind
+
+        for name in self.raw["attacks"]:
+            spec = self.params.attack(name)
+            attack_kind(spec).check(spec)
+
+    def _kind_reads(self, attack: str) -> tuple[str, ...]:
+        """What an evaluation under ``attack`` reads because of its kind (AttackKind.evaluation_reads)."""
+        from stages.attack_kinds import kind_by_name
+
+        return kind_by_name(self.raw["attacks"][attack]["kind"]).evaluation_reads
+
     @functools.cached_property
     def _groups(self) -> set[tuple[str, str]]:
         """The evaluation groups' pairs (results/evals/); other evaluations are matrix cells."""
@@ -701,11 +730,9 @@ class Plan:
     # -- what a change reruns ------------------------------------------------------------------
     def fingerprints(self, root: Path = REPO) -> dict[str, tuple[str, ...]]:
         """What decides whether each job reruns in either tool, besides its inputs' content: its
-        command, its job file and its code (hashed once per rule)."""
-        from workflow.stage_code import code_digest
-
-        code = {rule: code_digest(rule, root) for rule in {job.rule for job in self.jobs}}
-        return {job.name: (job.command, job.params_digest, code[job.rule]) for job in self.jobs}
+        command, its job file and its code (workflow.code_deps)."""
+        code = job_code(self, root)
+        return {job.name: (job.command, job.params_digest, code[job.name].digest) for job in self.jobs}
 
     def downstream(self, names: Iterable[str]) -> set[str]:
         """``names`` and every job that reads, directly or not, what they write."""
@@ -768,12 +795,13 @@ HEADER = """\
 # results/{scale}/ and data/{scale}/; each job's parameters are its job file
 # (workflow/jobs/{scale}/<job>.json) and its code's digest (workflow/jobs/{scale}/code/), both deps,
 # so a change reruns exactly the jobs reading it (after the `{scale}-plan` stage rewrote them).
+# A job's code is computed from its imports (workflow/code_deps.py), comments and docstrings left out.
 # Another scale: set `scale:` in params.yaml and run the generator; dvc.lock keeps both.
 """
 
 
 def dvc_stage(job: Job) -> dict[str, Any]:
-    deps = [*job.all_inputs(), code_file(job.scale, job.rule)]
+    deps = [*job.all_inputs(), job.code_file]
     outs: list[Any] = []
     metrics: list[Any] = []
     for name, path in job.outputs.items():
@@ -811,21 +839,21 @@ def job_of_stage(stage: str) -> str:
     return stage.split("-", 1)[1]
 
 
-def plan_stage(plan: Plan) -> dict[str, Any]:
-    # Every stage's code is hashed here, once, into one small file per rule
-    # (workflow/jobs/<scale>/code/<rule>.txt) that the rule's stages depend on: DVC would
-    # otherwise rebuild the tree of every code folder for every one of hundreds of stages.
-    code = sorted({path for job in plan.jobs for path in job.code})
+def plan_stage(plan: Plan, root: Path = REPO) -> dict[str, Any]:
+    # Every job's code is hashed here, once, into one small file per rule and choice of
+    # run-time modules (workflow/jobs/<scale>/code/, :attr:`Job.code_file`) that its stages
+    # depend on: DVC would otherwise hash the same modules for every one of hundreds of stages.
+    code = sorted({path for info in job_code(plan, root).values() for path in info.paths})
     return {
         "cmd": "python -m workflow.plan --jobs-only",
-        "deps": ["params.yaml", "workflow/plan.py", "workflow/stage_code.py", *code],
+        "deps": ["params.yaml", "workflow/plan.py", "workflow/code_deps.py", *code],
         "outs": [{f"{JOBS_DIR.as_posix()}/{plan.scale}": {"cache": False, "persist": True}}],
     }
 
 
-def render_dvc_yaml(plan: Plan) -> str:
+def render_dvc_yaml(plan: Plan, root: Path = REPO) -> str:
     stages = {
-        dvc_stage_name(plan.scale, PLAN_STAGE): plan_stage(plan),
+        dvc_stage_name(plan.scale, PLAN_STAGE): plan_stage(plan, root),
         **{dvc_stage_name(plan.scale, job.name): dvc_stage(job) for job in plan.jobs},
     }
     # libyaml's emitter where PyYAML has it: Snakemake renders this at every start to warn when
@@ -847,23 +875,55 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def code_file(scale: str, rule: str) -> str:
-    """Where a rule's code digest is written for DVC (see :func:`plan_stage`)."""
-    return f"{JOBS_DIR.as_posix()}/{scale}/code/{rule}.txt"
+def code_file(scale: str, stage: str, chosen: tuple[str, ...] = ()) -> str:
+    """Where the digest of a stage module's code with the run-time modules ``chosen`` is
+    written for DVC (see :func:`plan_stage`): ``code/<stage>[-<module>...].txt``, each module by
+    its last name (the registries' modules have distinct last names: checked in :func:`job_code`)."""
+    suffix = "".join(f"-{module.rpartition('.')[2]}" for module in chosen)
+    return f"{JOBS_DIR.as_posix()}/{scale}/code/{stage}{suffix}.txt"
 
 
-def code_text(rule: str, root: Path) -> str:
-    """The digest of a rule's code (workflow.stage_code) and the paths it covers."""
-    from workflow.stage_code import code_digest
+@dataclass(frozen=True)
+class JobCode:
+    """The code a job runs: its modules (the import closure of its entry module and its
+    run-time modules), their files, and the digest of their parsed code."""
 
-    return "\n".join([code_digest(rule, root), *code_paths(rule)]) + "\n"
+    file: str
+    modules: tuple[str, ...]
+    paths: tuple[str, ...]
+    digest: str
+
+    @property
+    def text(self) -> str:
+        """The code file's content: the digest, then the files it covers."""
+        return "\n".join([self.digest, *self.paths]) + "\n"
+
+
+def job_code(plan: Plan, root: Path = REPO) -> dict[str, JobCode]:
+    """Every job's code (by job name), computed from the code under ``root``; each distinct
+    (entry module, run-time modules) pair is walked once."""
+    index = CodeIndex(root)
+    by_key: dict[tuple[str, tuple[str, ...]], JobCode] = {}
+    files: dict[str, tuple[str, tuple[str, ...]]] = {}
+    result: dict[str, JobCode] = {}
+    for job in plan.jobs:
+        key = (job.entry_module, job.runtime_modules)
+        if key not in by_key:
+            # Its file is named after the key alone (Job.code_file), so jobs sharing it share code.
+            modules = index.closure([key[0], *key[1]])
+            paths = tuple(sorted(index.module(m).path for m in modules))
+            by_key[key] = JobCode(job.code_file, modules, paths, index.digest(modules))
+        if files.setdefault(job.code_file, key) != key:
+            raise ValueError(f"{job.code_file}: two different sets of code would share this file ({key})")
+        result[job.name] = by_key[key]
+    return result
 
 
 def generated_files(plan: Plan, root: Path) -> dict[str, str]:
     """Every file the generator writes besides dvc.yaml: path -> content."""
     files = {job.params_file: job.params_text or "" for job in plan.jobs if job.params_file}
-    for rule in dict.fromkeys(job.rule for job in plan.jobs):
-        files[code_file(plan.scale, rule)] = code_text(rule, root)
+    for info in job_code(plan, root).values():
+        files[info.file] = info.text
     return files
 
 
@@ -887,7 +947,7 @@ def write_job_files(plan: Plan, root: Path) -> list[Path]:
 
 def stale_files(plan: Plan, root: Path) -> list[str]:
     """dvc.yaml, the job files and code digests that differ from what the plan writes."""
-    stale = [str(DVC_YAML)] if _differs(root / DVC_YAML, render_dvc_yaml(plan)) else []
+    stale = [str(DVC_YAML)] if _differs(root / DVC_YAML, render_dvc_yaml(plan, root)) else []
     files = generated_files(plan, root)
     stale += [path for path, text in files.items() if _differs(root / path, text)]
     stale += [p.relative_to(root).as_posix() for p in _leftovers(plan, root, set(files))]
@@ -925,14 +985,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(bool(stale))
     write_job_files(plan, root)
     if args.jobs_only:
-        if _differs(root / DVC_YAML, render_dvc_yaml(plan)):
+        if _differs(root / DVC_YAML, render_dvc_yaml(plan, root)):
             print(
                 "warning: dvc.yaml does not match params.yaml (a model, attack or matrix column was "
                 "added or removed?): run `uv run python -m workflow.plan`",
                 file=sys.stderr,
             )
         return 0
-    write_if_changed(root / DVC_YAML, render_dvc_yaml(plan))
+    write_if_changed(root / DVC_YAML, render_dvc_yaml(plan, root))
     print(f"dvc.yaml: {len(plan.jobs)} stages at scale {plan.scale}", file=sys.stderr)
     return 0
 

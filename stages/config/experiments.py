@@ -26,17 +26,57 @@ if TYPE_CHECKING:
 REPLICA_MARK = "_seed"
 
 
+# What a reason written for many cells puts where one cell's model and attack names stand.
+MODEL_PLACEHOLDER, ATTACK_PLACEHOLDER = "MODEL", "ATTACK"
+
+
+@dataclass(frozen=True)
+class Misfit:
+    """Why a (model, attack) pair does not fit, as data: a sentence with ``{model}`` and
+    ``{attack}`` fields (a name inside a params key, ``models.{model}.input``) and ``{model_q}``,
+    ``{attack_q}`` (a name on its own, quoted), and the pair. :meth:`text` words it for this pair;
+    :meth:`general` for every pair it covers (names as MODEL and ATTACK), so a report lists one
+    reason once without parsing a message back."""
+
+    sentence: str
+    model: str
+    attack: str
+
+    def text(self) -> str:
+        body = self.sentence.format(
+            model=self.model, attack=self.attack, model_q=repr(self.model), attack_q=repr(self.attack)
+        )
+        return f"{self.model} x {self.attack}: {body}"
+
+    def general(self) -> str:
+        m, a = MODEL_PLACEHOLDER, ATTACK_PLACEHOLDER
+        return self.sentence.format(model=m, attack=a, model_q=m, attack_q=a)
+
+
+class PairMisfit(ConfigError):
+    """A ConfigError whose pair does not fit; ``misfit`` says why, as data."""
+
+    def __init__(self, misfit: Misfit):
+        super().__init__(misfit.text())
+        self.misfit = misfit
+
+
 @dataclass(frozen=True)
 class MatrixCell:
-    """One (model, attack) of a robustness matrix; ``reason`` says why it does not fit."""
+    """One (model, attack) of a robustness matrix; ``misfit`` says why it does not fit."""
 
     model: str
     attack: str
-    reason: str | None = None
+    misfit: Misfit | None = None
 
     @property
     def fits(self) -> bool:
-        return self.reason is None
+        return self.misfit is None
+
+    @property
+    def reason(self) -> str | None:
+        """Why it does not fit, worded for this pair; None when it fits."""
+        return None if self.misfit is None else self.misfit.text()
 
 
 @dataclass(frozen=True)
@@ -80,37 +120,58 @@ def check_pair(params: Params, model: str, attack: str, dataset: str | None = No
         _check_dual_pair(spec, attack_spec)
         return
     if attack_spec.kind == "autoattack" and spec.input == "foreground":
-        raise ConfigError(
-            f"{model} x {attack}: AutoAttack changes every pixel, and model {model!r} sees only "
-            f"x∘F (models.{model}.input: foreground); its PGD columns are foreground attacks"
+        raise PairMisfit(
+            Misfit(
+                "AutoAttack changes every pixel, and model {model_q} sees only x∘F "
+                "(models.{model}.input: foreground); its PGD columns are foreground attacks",
+                model,
+                attack,
+            )
         )
     if attack_spec.kind == "de" and spec.input == "foreground":
-        raise ConfigError(
-            f"{model} x {attack}: a differential-evolution attack writes whole pixels, and model "
-            f"{model!r} sees only x∘F (models.{model}.input: foreground); evaluate it with a pgd attack"
+        raise PairMisfit(
+            Misfit(
+                "a differential-evolution attack writes whole pixels, and model {model_q} sees only "
+                "x∘F (models.{model}.input: foreground); evaluate it with a pgd attack",
+                model,
+                attack,
+            )
         )
     region = attack_spec.region
     if attack_spec.kind != "none" and region in REGIONS_NEEDING_FOREGROUND:
         if not spec.dataset.has_masks:
-            raise ConfigError(
-                f"{model} x {attack}: attack region {region!r} needs foreground masks, but "
-                f"dataset {spec.dataset.name!r} has none (datasets.{spec.dataset.name}.options); "
-                f"use a masked dataset or a region that needs no mask (full, box, outside_box)"
+            name = spec.dataset.name
+            raise PairMisfit(
+                Misfit(
+                    f"attack region {region!r} needs foreground masks, but dataset {name!r} has none "
+                    f"(datasets.{name}.options); use a masked dataset or a region that needs no mask "
+                    f"(full, box, outside_box)",
+                    model,
+                    attack,
+                )
             )
 
 
 def _check_dual_pair(model: ModelSpec, attack: AttackSpec) -> None:
     if model.input == "foreground":
-        raise ConfigError(
-            f"{model.name} x {attack.name}: a dual attack perturbs the background, which model "
-            f"{model.name!r} never sees (models.{model.name}.input: foreground); evaluate it "
-            f"with a pgd attack instead"
+        raise PairMisfit(
+            Misfit(
+                "a dual attack perturbs the background, which model {model_q} never sees "
+                "(models.{model}.input: foreground); evaluate it with a pgd attack instead",
+                model.name,
+                attack.name,
+            )
         )
     if attack.foreground == "segmentation" and not model.dataset.has_masks:
-        raise ConfigError(
-            f"{model.name} x {attack.name}: attacks.{attack.name}.foreground is 'segmentation', "
-            f"but dataset {model.dataset.name!r} has no foreground masks; set foreground: "
-            f"saliency (the salience-threshold mask) or use a masked dataset"
+        name = model.dataset.name
+        raise PairMisfit(
+            Misfit(
+                f"attacks.{{attack}}.foreground is 'segmentation', but dataset {name!r} has no "
+                f"foreground masks; set foreground: saliency (the salience-threshold mask) or use "
+                f"a masked dataset",
+                model.name,
+                attack.name,
+            )
         )
 
 
@@ -182,6 +243,6 @@ def _matrix_cell(params: Params, model: str, attack: str) -> MatrixCell:
         params.check_pair(model, attack, params.evaluation_dataset(model).name)
     except MissingParamsError:
         raise  # a job's params lack what the cell needs: not a cell that does not fit
-    except ConfigError as exc:
-        return MatrixCell(model, attack, reason=str(exc))
+    except PairMisfit as exc:
+        return MatrixCell(model, attack, misfit=exc.misfit)
     return MatrixCell(model, attack)

@@ -92,15 +92,3 @@ def build_cifar10(
             }
         splits[split] = processed
     return splits, stats
-
-
-def split_stats(split: ProcessedSplit) -> dict[str, object]:
-    counts = np.bincount(split.labels, minlength=int(split.meta.get("num_classes", 0)))
-    stats: dict[str, object] = {
-        "samples": len(split),
-        "image_shape": list(split.images.shape[1:]),
-        "per_class": {str(c): int(k) for c, k in zip(split.meta.get("classes", []), counts, strict=False)},
-    }
-    if split.masks is not None:
-        stats["mean_foreground_fraction"] = round(float(split.masks.mean()), 6)
-    return stats

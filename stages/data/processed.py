@@ -119,3 +119,17 @@ def load_split(path: str | Path) -> ProcessedSplit:
         raise DataError(
             f"{path}: not a valid processed split ({exc}); delete it and rerun the prepare stage"
         ) from None
+
+
+def split_stats(split: ProcessedSplit) -> dict[str, object]:
+    """A split's summary for its dataset's statistics: size, image shape, images per class
+    and (masked datasets) the mean foreground fraction."""
+    counts = np.bincount(split.labels, minlength=int(split.meta.get("num_classes", 0)))
+    stats: dict[str, object] = {
+        "samples": len(split),
+        "image_shape": list(split.images.shape[1:]),
+        "per_class": {str(c): int(k) for c, k in zip(split.meta.get("classes", []), counts, strict=False)},
+    }
+    if split.masks is not None:
+        stats["mean_foreground_fraction"] = round(float(split.masks.mean()), 6)
+    return stats

@@ -37,13 +37,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from stages.attacks.de_forward import DEForward
 from stages.attacks.differential_evolution import (
-    DEForward,
+    DEConfig,
     DEResult,
     differential_evolution_attack,
     targeted_all_pairs,
 )
-from stages.attacks.spec import attack_region, de_config
+from stages.attacks.spec import attack_region
 from stages.config import AttackSpec
 from stages.data.processed import ProcessedSplit
 from stages.evaluation.records import per_image_record
@@ -346,3 +347,21 @@ def evaluate_pixel_attack(
         throughput["model_evaluations_per_s"],
     )
     return metrics, throughput
+
+
+def de_config(spec: AttackSpec, *, targeted: bool = False, forward: DEForward | None = None) -> DEConfig:
+    """The DE settings of a ``kind: de`` attack (Wang et al., §IV-B; defaults in DEConfig);
+    ``forward``: how the device scores candidates (None: DEConfig's defaults)."""
+    config = DEConfig(
+        pixels=spec.pixels,
+        population=spec.population,
+        max_generations=spec.max_generations,
+        mutation=spec.mutation,
+        crossover_rate=spec.crossover_rate,
+        strategy=spec.strategy,
+        search=spec.search,
+        init=spec.init,
+        targeted=targeted,
+        color_levels=spec.color_levels,
+    )
+    return config if forward is None else forward.apply(config)

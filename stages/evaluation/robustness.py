@@ -1,8 +1,9 @@
-"""Accuracy and cross-entropy of one model under one attack.
+"""Accuracy and cross-entropy of one model under one attack, batch by batch.
 
-:func:`evaluate` asks the attack's kind (stages.attacks.kinds) for the evaluation; most kinds
-take :func:`evaluate_batches`, the batch-wise one here. With R > 1 starts
-(:meth:`~stages.attacks.kinds.AttackKind.evaluation_starts`, PGD's ``restarts``) each sample
+:func:`stages.attack_kinds.evaluate` asks the attack's kind for the evaluation; most kinds take
+:func:`evaluate_batches`, the batch-wise one here (this module imports no kind: the kinds
+import it, so stages.evaluation and stages.attack_kinds form no import loop). With R > 1 starts
+(:meth:`~stages.attack_kinds.AttackKind.evaluation_starts`, PGD's ``restarts``) each sample
 keeps the worst of R random starts (a misclassifying start first, then the highest loss), the
 usual way to make a PGD estimate of robust accuracy less optimistic.
 """
@@ -17,7 +18,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stages.attacks.kinds import AttackKind, attack_kind
 from stages.config import AttackSpec
 from stages.data.processed import ProcessedSplit
 from stages.evaluation.records import per_image_record, round_values
@@ -25,46 +25,9 @@ from stages.models.inputs import model_view
 from stages.utils.progress import progress as progress_bar
 
 if TYPE_CHECKING:
-    from stages.attacks.differential_evolution import DEForward
+    from stages.attack_kinds import AttackKind
 
 log = logging.getLogger(__name__)
-
-
-def evaluate(
-    model: nn.Module,
-    split: ProcessedSplit,
-    attack: AttackSpec,
-    *,
-    box_fraction: float,
-    batch_size: int,
-    seed: int,
-    device: torch.device,
-    model_input: str = "natural",
-    progress: bool = True,
-    de_forward: DEForward | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Return (metrics, throughput) of ``model`` on ``split`` under ``attack``.
-
-    ``model_input`` is what the model sees (see :mod:`stages.models.inputs`): a foreground
-    model is shown x∘F and attacked on its foreground only. The metrics are deterministic for
-    a fixed seed and device; throughput is timing only. How the attack is evaluated is its
-    kind's choice (:meth:`~stages.attacks.kinds.AttackKind.evaluate`): batch by batch
-    (:func:`evaluate_batches`), or, for few-pixel DE attacks (``kind: de``), a black-box
-    search per image that reports much more (:mod:`stages.evaluation.pixel`);
-    ``de_forward`` is how a DE search scores its candidates on this device.
-    """
-    return attack_kind(attack).evaluate(
-        model,
-        split,
-        attack,
-        box_fraction=box_fraction,
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-        model_input=model_input,
-        progress=progress,
-        de_forward=de_forward,
-    )
 
 
 def evaluate_batches(

@@ -128,3 +128,15 @@ class AllConvNet(nn.Module):
         """Logits (N, num_classes) of float (N, in_channels, H, W) images, H, W >= 9."""
         require_images(x, "x", "AllConvNet.forward", channels=self.in_channels, min_size=_MIN_IMAGE_SIZE)
         return self.net(x)
+
+
+def from_options(in_channels: int, image_size: int, num_classes: int, options: AllConvConfig) -> nn.Module:
+    """The family's model for params.yaml's options (stages.models.registry.FAMILIES)."""
+    return AllConvNet(
+        in_channels,
+        image_size,
+        num_classes,
+        options.width,
+        dropout=options.dropout,
+        final_relu=options.final_relu,
+    )

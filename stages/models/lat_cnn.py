@@ -53,3 +53,8 @@ class LatCNN(nn.Module):
         """Logits (N, num_classes) of float (N, in_channels, image_size, image_size) images."""
         require_images(x, "x", "LatCNN.forward", channels=self.in_channels, size=self.image_size)
         return self.classifier(self.features(x))
+
+
+def from_options(in_channels: int, image_size: int, num_classes: int, options: LatCnnConfig) -> nn.Module:
+    """The family's model for params.yaml's options (stages.models.registry.FAMILIES)."""
+    return LatCNN(in_channels, image_size, num_classes, options)

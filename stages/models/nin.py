@@ -112,3 +112,15 @@ class NetworkInNetwork(nn.Module):
         """Logits (N, num_classes) of float (N, in_channels, H, W) images, H, W >= 6."""
         require_images(x, "x", "NetworkInNetwork.forward", channels=self.in_channels, min_size=6)
         return self.net(x)
+
+
+def from_options(in_channels: int, image_size: int, num_classes: int, options: NinConfig) -> nn.Module:
+    """The family's model for params.yaml's options (stages.models.registry.FAMILIES)."""
+    return NetworkInNetwork(
+        in_channels,
+        image_size,
+        num_classes,
+        options.width,
+        dropout=options.dropout,
+        final_relu=options.final_relu,
+    )

@@ -8,43 +8,41 @@ stores the family and options, so a trained model rebuilds without params.yaml.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from stages.models.allconv import AllConvConfig, AllConvNet
-from stages.models.lat_cnn import LatCNN, LatCnnConfig
-from stages.models.nin import NetworkInNetwork, NinConfig
-from stages.models.resnet import ResNet, ResNetConfig
-from stages.models.vgg import VGG, VggConfig
 from stages.utils.errors import ConfigError
 from stages.utils.options import dataclass_from_dict
 
-# (in_channels, image_size, num_classes, options) -> a freshly initialised model
-ModelFactory = Callable[[int, int, int, Any], nn.Module]
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
 class Family:
-    options: type
-    factory: ModelFactory
+    """A model family: the module holding its options dataclass and ``from_options``
+    (in_channels, image_size, num_classes, options) -> a freshly initialised model."""
+
+    module: str
+    options: str
+
+    def load(self) -> Any:
+        return importlib.import_module(self.module)
+
+    def options_class(self) -> type:
+        return getattr(self.load(), self.options)
 
 
+# Each family's module is imported only when a model of it is built or parsed, so a job's code
+# is the families it names (workflow.code_deps reads this table for the job's code digest).
 FAMILIES: dict[str, Family] = {
-    "lat_cnn": Family(LatCnnConfig, LatCNN),
-    "vgg": Family(VggConfig, VGG),
-    "resnet": Family(ResNetConfig, lambda c, s, n, o: ResNet(c, s, n, depth=o.depth, width=o.width)),
+    "lat_cnn": Family("stages.models.lat_cnn", "LatCnnConfig"),
+    "vgg": Family("stages.models.vgg", "VggConfig"),
+    "resnet": Family("stages.models.resnet", "ResNetConfig"),
     # Wang et al.'s CIFAR-10 models (pixel space, §IV-A) beside VGG-16 (family vgg, depth 16).
-    "allconv": Family(
-        AllConvConfig,
-        lambda c, s, n, o: AllConvNet(c, s, n, o.width, dropout=o.dropout, final_relu=o.final_relu),
-    ),
-    "nin": Family(
-        NinConfig,
-        lambda c, s, n, o: NetworkInNetwork(c, s, n, o.width, dropout=o.dropout, final_relu=o.final_relu),
-    ),
+    "allconv": Family("stages.models.allconv", "AllConvConfig"),
+    "nin": Family("stages.models.nin", "NinConfig"),
 }
 
 
@@ -62,7 +60,7 @@ def make_arch(name: str, family: str, options: dict[str, Any], where: str) -> Ar
     if family not in FAMILIES:
         known = ", ".join(sorted(FAMILIES))
         raise ConfigError(f"{where}.family: unknown model family {family!r} (known: {known})")
-    parsed = dataclass_from_dict(FAMILIES[family].options, options, f"{where}.options")
+    parsed = dataclass_from_dict(FAMILIES[family].options_class(), options, f"{where}.options")
     return ArchSpec(name=name, family=family, options=parsed)
 
 
@@ -77,4 +75,4 @@ def arch_from_record(record: dict[str, Any]) -> ArchSpec:
 
 def build_model(arch: ArchSpec, in_channels: int, image_size: int, num_classes: int) -> nn.Module:
     """A freshly initialised model for inputs of shape (in_channels, image_size, image_size)."""
-    return FAMILIES[arch.family].factory(in_channels, image_size, num_classes, arch.options)
+    return FAMILIES[arch.family].load().from_options(in_channels, image_size, num_classes, arch.options)

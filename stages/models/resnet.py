@@ -163,3 +163,8 @@ class ResNet(nn.Module):
         require_images(x, "x", "ResNet.forward", channels=self.in_channels)
         features = self.pool(self.stages(self.stem(x)))
         return self.fc(torch.flatten(features, 1))
+
+
+def from_options(in_channels: int, image_size: int, num_classes: int, options: ResNetConfig) -> nn.Module:
+    """The family's model for params.yaml's options (stages.models.registry.FAMILIES)."""
+    return ResNet(in_channels, image_size, num_classes, depth=options.depth, width=options.width)

@@ -83,3 +83,8 @@ class VGG(nn.Module):
         """Logits (N, num_classes) of float (N, in_channels, H, W) images, H, W >= 32."""
         require_images(x, "x", "VGG.forward", channels=self.in_channels, min_size=MIN_IMAGE_SIZE)
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+
+
+def from_options(in_channels: int, image_size: int, num_classes: int, options: VggConfig) -> nn.Module:
+    """The family's model for params.yaml's options (stages.models.registry.FAMILIES)."""
+    return VGG(in_channels, image_size, num_classes, options)

@@ -13,7 +13,6 @@ evaluation and its replicas': the mean over the seeds that ran, ± their sample 
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import pandas as pd
 
 from stages.claims.evals import eval_path, load_evals
 from stages.config import AttackSpec, MatrixCell, Params, RobustnessMatrix, resolve_scaled
+from stages.config.experiments import ATTACK_PLACEHOLDER, MODEL_PLACEHOLDER, Misfit
 from stages.report.markdown import MISSING, text_table, write_table
 from stages.utils.errors import DataError
 from stages.utils.io import write_json
@@ -98,12 +98,16 @@ class CellResult:
     attack: str
     column: str  # the column attack: the cell's own attack, or the PGD column a reference checks
     role: Role
-    reason: str | None  # why the pair does not fit; None when it does
+    misfit: Misfit | None  # why the pair does not fit; None when it does
     runs: tuple[Run, ...]  # the base model's, then its replicas' in seed order
 
     @property
     def fits(self) -> bool:
-        return self.reason is None
+        return self.misfit is None
+
+    @property
+    def reason(self) -> str | None:
+        return None if self.misfit is None else self.misfit.text()
 
     @property
     def target(self) -> str:
@@ -308,7 +312,7 @@ def collect_cells(
             in_group = (model, attack) in groups
             folder = evals_dir if in_group else matrix_dir
             runs = _runs(params, model, attack, folder, read=cell.fits)
-            cells.append(CellResult(matrix.dataset, model, attack, column, role, cell.reason, runs))
+            cells.append(CellResult(matrix.dataset, model, attack, column, role, cell.misfit, runs))
     return cells
 
 
@@ -328,21 +332,6 @@ def _clean_accuracies(
 
 def _shown(cell: CellResult) -> str:
     return NOT_APPLICABLE if not cell.fits else cell.shown
-
-
-# How a reason shared by many cells names "this cell's model/attack"; the lines say so.
-MODEL_PLACEHOLDER, ATTACK_PLACEHOLDER = "MODEL", "ATTACK"
-
-
-def _general_reason(cell: CellResult) -> str:
-    """The reason with this cell's model and attack names made placeholders, so that one reason
-    covering many cells is listed once (stages.config words each reason for one pair)."""
-    assert cell.reason is not None
-    text = cell.reason.removeprefix(f"{cell.model} x {cell.attack}: ")
-    for name, placeholder in ((cell.model, MODEL_PLACEHOLDER), (cell.attack, ATTACK_PLACEHOLDER)):
-        text = text.replace(f"'{name}'", placeholder)
-        text = re.sub(rf"(?<=\.){re.escape(name)}(?=\.)", placeholder, text)
-    return text
 
 
 def _header(attack: str, role: Role, column: str) -> str:
@@ -452,7 +441,7 @@ def _dataset_section(
     reasons: dict[str, list[CellResult]] = {}
     for cell in _unique(cells):
         if not cell.fits:
-            reasons.setdefault(_general_reason(cell), []).append(cell)
+            reasons.setdefault(cell.misfit.general(), []).append(cell)  # type: ignore[union-attr]
     lines.append(
         "Not applicable:"
         + (

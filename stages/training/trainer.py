@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stages.attacks.kinds import ATTACK_KINDS, attack_kind, perturb
+from stages.attack_kinds import all_kinds, attack_kind, perturb
 from stages.config import AttackSpec, ModelSpec, TrainingPrecision, TrainingSpec, digest
 from stages.data.processed import ProcessedSplit
 from stages.models.inputs import model_view
@@ -220,7 +220,7 @@ def train(
     ``precision``); ``precision``: how it computes (default: fp32, contiguous, no TF32)."""
     train_kind = attack_kind(spec.train_attack)
     if not train_kind.can_train:
-        trainable = ", ".join(name for name, kind in sorted(ATTACK_KINDS.items()) if kind.can_train)
+        trainable = ", ".join(name for name, kind in all_kinds().items() if kind.can_train)
         raise ConfigError(
             f"models.{spec.name}.train_attack: {spec.train_attack.name!r} is a kind "
             f"{train_kind.name} attack, which runs in evaluation only; the kinds that can train: {trainable}"
