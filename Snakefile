@@ -75,13 +75,13 @@ except ConfigError as exc:
 # rewritten, and their content is each job's `job` param, so an edit reruns exactly its readers.
 # Only the committed scale's folder is tracked by git (.gitignore): a dry run at another scale
 # writes nothing git sees.
-write_job_files(PLAN, ROOT)
 # Each job's code digest (workflow/code_deps.py: its imports, parsed), its `code` param.
 CODE = job_code(PLAN, ROOT)
+write_job_files(PLAN, ROOT, CODE)
 # With --config overrides the plan is not params.yaml's, so dvc.yaml is not expected to match it.
 if PLAN.raw == ON_DISK:
     dvc_yaml = ROOT / DVC_YAML
-    if not dvc_yaml.is_file() or dvc_yaml.read_text(encoding="utf-8") != render_dvc_yaml(PLAN, ROOT):
+    if not dvc_yaml.is_file() or dvc_yaml.read_text(encoding="utf-8") != render_dvc_yaml(PLAN, ROOT, CODE):
         logger.warning(
             "dvc.yaml does not match params.yaml: run `uv run python -m workflow.plan` before "
             "`dvc repro` (Snakemake itself is not affected)"
@@ -90,6 +90,10 @@ if PLAN.raw == ON_DISK:
 
 def _inputs(job):
     return {name: [ancient(p) if name in job.ancient else p for p in paths] for name, paths in job.inputs.items()}
+
+
+def _digests(job):
+    return f"params {job.params_digest} code {CODE[job.name].digest}"
 
 
 def _per_job_path(rule, folder, suffix):
@@ -132,8 +136,9 @@ for _rule in RULES.values():
             _per_job_path(_rule, BENCHMARKS_DIR, ".tsv")
         params:
             command=lambda wc, r=_rule.name: PLAN.job(r, wc).command,
-            job=lambda wc, r=_rule.name: PLAN.job(r, wc).params_digest,
-            code=lambda wc, r=_rule.name: CODE[PLAN.job(r, wc).name].digest,
+            # What the job reads (its job file's digest) and runs (its code's digest), in one
+            # param: Snakemake reruns a job when either changes.
+            job=lambda wc, r=_rule.name: _digests(PLAN.job(r, wc)),
         wildcard_constraints:
             **{w: "|".join(map(re.escape, PLAN.wildcard_values(_rule.name, w))) for w in _rule.wildcards},
         resources:

@@ -45,6 +45,14 @@ from stages.report.pixel_table import (
 )
 from stages.utils.errors import ConfigError, DataError
 
+
+@pytest.fixture(autouse=True)
+def draft_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check that every figure is written as a PNG, not its resolution: drawn at
+    20 dpi they cost a fraction of the report's 100 dpi (most of each test's time otherwise)."""
+    monkeypatch.setattr("stages.report.pixel_figures.FIGURE_DPI", 20)
+
+
 ROOT = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NUM_CLASSES = 10

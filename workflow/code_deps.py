@@ -39,8 +39,22 @@ class Module:
     digest: str
 
 
-def _strip_docstrings(tree: ast.AST) -> ast.AST:
-    for node in ast.walk(tree):
+def _statements(body: list[ast.stmt]) -> Iterable[ast.stmt]:
+    """Every statement of ``body`` and of the blocks nested in it (function and class bodies,
+    branches, loops, ``try`` handlers, ``match`` cases), expressions not entered: imports and
+    docstrings are statements, so this finds them all without visiting every node."""
+    for stmt in body:
+        yield stmt
+        for field in ("body", "orelse", "finalbody"):
+            yield from _statements(getattr(stmt, field, None) or [])
+        for handler in getattr(stmt, "handlers", None) or []:
+            yield from _statements(handler.body)
+        for case in getattr(stmt, "cases", None) or []:
+            yield from _statements(case.body)
+
+
+def _strip_docstrings(tree: ast.Module) -> ast.Module:
+    for node in [tree, *_statements(tree.body)]:
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             body = node.body
             if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
@@ -55,18 +69,20 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _import_nodes(tree: ast.AST) -> Iterable[ast.Import | ast.ImportFrom]:
+def _import_nodes(body: list[ast.stmt]) -> Iterable[ast.Import | ast.ImportFrom]:
     """Every import statement that can run (``if TYPE_CHECKING:`` bodies skipped)."""
-    todo: list[ast.AST] = [tree]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            yield node
+    for stmt in body:
+        if isinstance(stmt, ast.Import | ast.ImportFrom):
+            yield stmt
+        elif isinstance(stmt, ast.If) and _is_type_checking(stmt.test):
+            yield from _import_nodes(stmt.orelse)
             continue
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            todo.extend(node.orelse)
-            continue
-        todo.extend(ast.iter_child_nodes(node))
+        for field in ("body", "orelse", "finalbody"):
+            yield from _import_nodes(getattr(stmt, field, None) or [])
+        for handler in getattr(stmt, "handlers", None) or []:
+            yield from _import_nodes(handler.body)
+        for case in getattr(stmt, "cases", None) or []:
+            yield from _import_nodes(case.body)
 
 
 class CodeIndex:
@@ -93,7 +109,7 @@ class CodeIndex:
         tree = ast.parse(source, filename=str(path))
         is_package = path.name == "__init__.py"
         imports: set[str] = set()
-        for node in _import_nodes(tree):
+        for node in _import_nodes(tree.body):
             imports.update(self._resolve(node, name, is_package))
         imports.discard(name)
         dumped = ast.dump(_strip_docstrings(tree), include_attributes=False)

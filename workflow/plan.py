@@ -839,21 +839,23 @@ def job_of_stage(stage: str) -> str:
     return stage.split("-", 1)[1]
 
 
-def plan_stage(plan: Plan, root: Path = REPO) -> dict[str, Any]:
+def plan_stage(plan: Plan, root: Path = REPO, code: dict[str, JobCode] | None = None) -> dict[str, Any]:
     # Every job's code is hashed here, once, into one small file per rule and choice of
     # run-time modules (workflow/jobs/<scale>/code/, :attr:`Job.code_file`) that its stages
     # depend on: DVC would otherwise hash the same modules for every one of hundreds of stages.
-    code = sorted({path for info in job_code(plan, root).values() for path in info.paths})
+    code = code if code is not None else job_code(plan, root)
+    paths = sorted({path for info in code.values() for path in info.paths})
     return {
         "cmd": "python -m workflow.plan --jobs-only",
-        "deps": ["params.yaml", "workflow/plan.py", "workflow/code_deps.py", *code],
+        "deps": ["params.yaml", "workflow/plan.py", "workflow/code_deps.py", *paths],
         "outs": [{f"{JOBS_DIR.as_posix()}/{plan.scale}": {"cache": False, "persist": True}}],
     }
 
 
-def render_dvc_yaml(plan: Plan, root: Path = REPO) -> str:
+def render_dvc_yaml(plan: Plan, root: Path = REPO, code: dict[str, JobCode] | None = None) -> str:
+    """dvc.yaml's text; ``code``: the plan's :func:`job_code` when the caller has it already."""
     stages = {
-        dvc_stage_name(plan.scale, PLAN_STAGE): plan_stage(plan, root),
+        dvc_stage_name(plan.scale, PLAN_STAGE): plan_stage(plan, root, code),
         **{dvc_stage_name(plan.scale, job.name): dvc_stage(job) for job in plan.jobs},
     }
     # libyaml's emitter where PyYAML has it: Snakemake renders this at every start to warn when
@@ -919,10 +921,10 @@ def job_code(plan: Plan, root: Path = REPO) -> dict[str, JobCode]:
     return result
 
 
-def generated_files(plan: Plan, root: Path) -> dict[str, str]:
+def generated_files(plan: Plan, root: Path, code: dict[str, JobCode] | None = None) -> dict[str, str]:
     """Every file the generator writes besides dvc.yaml: path -> content."""
     files = {job.params_file: job.params_text or "" for job in plan.jobs if job.params_file}
-    for info in job_code(plan, root).values():
+    for info in (code if code is not None else job_code(plan, root)).values():
         files[info.file] = info.text
     return files
 
@@ -934,11 +936,11 @@ def _leftovers(plan: Plan, root: Path, wanted: set[str]) -> list[Path]:
     return [p for p in found if p.relative_to(root).as_posix() not in wanted]
 
 
-def write_job_files(plan: Plan, root: Path) -> list[Path]:
+def write_job_files(plan: Plan, root: Path, code: dict[str, JobCode] | None = None) -> list[Path]:
     """Every job file and code digest of the plan under ``root``, each written only when its
     content changed; files of the same scale the plan no longer writes are removed. Returns
     the files written."""
-    files = generated_files(plan, root)
+    files = generated_files(plan, root, code)
     written = [root / path for path, text in files.items() if write_if_changed(root / path, text)]
     for old in _leftovers(plan, root, set(files)):
         old.unlink()
@@ -947,8 +949,9 @@ def write_job_files(plan: Plan, root: Path) -> list[Path]:
 
 def stale_files(plan: Plan, root: Path) -> list[str]:
     """dvc.yaml, the job files and code digests that differ from what the plan writes."""
-    stale = [str(DVC_YAML)] if _differs(root / DVC_YAML, render_dvc_yaml(plan, root)) else []
-    files = generated_files(plan, root)
+    code = job_code(plan, root)
+    stale = [str(DVC_YAML)] if _differs(root / DVC_YAML, render_dvc_yaml(plan, root, code)) else []
+    files = generated_files(plan, root, code)
     stale += [path for path, text in files.items() if _differs(root / path, text)]
     stale += [p.relative_to(root).as_posix() for p in _leftovers(plan, root, set(files))]
     return stale
@@ -983,16 +986,17 @@ def main(argv: list[str] | None = None) -> int:
         if len(stale) > 20:
             print(f"... and {len(stale) - 20} more", file=sys.stderr)
         return int(bool(stale))
-    write_job_files(plan, root)
+    code = job_code(plan, root)
+    write_job_files(plan, root, code)
     if args.jobs_only:
-        if _differs(root / DVC_YAML, render_dvc_yaml(plan, root)):
+        if _differs(root / DVC_YAML, render_dvc_yaml(plan, root, code)):
             print(
                 "warning: dvc.yaml does not match params.yaml (a model, attack or matrix column was "
                 "added or removed?): run `uv run python -m workflow.plan`",
                 file=sys.stderr,
             )
         return 0
-    write_if_changed(root / DVC_YAML, render_dvc_yaml(plan, root))
+    write_if_changed(root / DVC_YAML, render_dvc_yaml(plan, root, code))
     print(f"dvc.yaml: {len(plan.jobs)} stages at scale {plan.scale}", file=sys.stderr)
     return 0
 

@@ -57,6 +57,11 @@ on the CPU, so a given seed gives the same candidates on every device.
 Caller's responsibilities, as for :mod:`stages.attacks.pgd`: put the model in the mode to be
 attacked (normally ``eval()``) and on the images' device. The attack needs only the model's
 outputs (logits; probabilities are their softmax) and never reads gradients.
+
+Why one module of ~900 lines: the DE search is one algorithm whose parts (the encoding, the two
+searches, initialisation, mutation and crossover, the batched and chunked scoring, the targeted
+pairs) share one candidate layout and are read together; its settings are :class:`DEConfig` and
+how a device scores candidates is stages/attacks/de_forward.py.
 """
 
 from __future__ import annotations

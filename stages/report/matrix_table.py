@@ -9,6 +9,9 @@ partial matrix listing the commands for its missing cells is more useful than no
 With ``replicates`` R > 1 every model is also trained and evaluated as R − 1 replicas
 (``<model>_seed<N>``, stages.config.Params.replicas); a cell then aggregates its base model's
 evaluation and its replicas': the mean over the seeds that ran, ± their sample standard deviation.
+
+Why one module of ~660 lines: the matrix cells, their AutoAttack gaps and their markdown share
+one record of a cell (:class:`CellResult`); issue 38 reworks the report's rooms.
 """
 
 from __future__ import annotations
