@@ -208,3 +208,37 @@ def test_every_code_file_a_dvc_stage_depends_on_is_written_with_that_jobs_digest
         job.code_file for job in plan.jobs_of("evaluate_matrix")
     }
     assert shared
+
+
+def package_imports() -> set[tuple[str, str]]:
+    """(a, b): a module of package stages.a imports one of stages.b (subpackages only)."""
+    index = CodeIndex(REPO)
+    packages = {p.name for p in (REPO / "stages").iterdir() if (p / "__init__.py").is_file()}
+    edges = set()
+    for path in (REPO / "stages").rglob("*.py"):
+        name = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        source = name.split(".")[1] if name.count(".") >= 1 else ""
+        if source not in packages:
+            continue
+        for imported in index.module(name).imports:
+            parts = imported.split(".")
+            if len(parts) >= 2 and parts[1] in packages and parts[1] != source:
+                edges.add((source, parts[1]))
+    return edges
+
+
+def test_no_import_loop_between_packages_but_config_and_utils() -> None:
+    """docs/architecture.md's import directions: attacks never imports evaluation or the kinds,
+    evaluation never imports the kinds, claims never imports report; the one loop is config and
+    utils (the CLI helper loads params; config raises utils' errors)."""
+    edges = package_imports()
+    loops = {tuple(sorted(edge)) for edge in edges if edge[::-1] in edges}
+    assert loops == {("config", "utils")}
+    for forbidden in [
+        ("attacks", "evaluation"),
+        ("attacks", "attack_kinds"),
+        ("evaluation", "attack_kinds"),
+        ("claims", "report"),
+        ("training", "evaluation"),
+    ]:
+        assert forbidden not in edges, forbidden
